@@ -1,0 +1,81 @@
+// Every error the product raises on purpose, in one file. Callers branch on `code` or `instanceof`,
+// never on message text; `message` is the one line a user sees.
+
+export type ErrorCode =
+  | 'CS_ERR_INPUT_MISSING'
+  | 'CS_ERR_NOT_A_VIDEO'
+  | 'CS_ERR_TRUNCATED'
+  | 'CS_ERR_FFMPEG_EXIT'
+  | 'CS_ERR_STREAM_STALLED'
+  | 'CS_ERR_MODEL_LOAD'
+  | 'CS_ERR_MODEL_MANIFEST'
+  | 'CS_ERR_INFERENCE'
+  | 'CS_ERR_DETECTOR'
+  | 'CS_ERR_SINK'
+  | 'CS_ERR_CONFIG'
+  | 'CS_ERR_RETRIES_EXCEEDED';
+
+export class CafeStreamError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retriable = options.retriable ?? false;
+  }
+}
+
+export class IngestError extends CafeStreamError {
+  readonly source: string;
+  constructor(code: ErrorCode, source: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super(code, message, options);
+    this.source = source;
+  }
+}
+
+export class ModelError extends CafeStreamError {
+  readonly modelPath: string;
+  constructor(code: ErrorCode, modelPath: string, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
+    this.modelPath = modelPath;
+  }
+}
+
+export class InferenceError extends CafeStreamError {
+  constructor(message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super('CS_ERR_INFERENCE', message, options);
+  }
+}
+
+export class SinkError extends CafeStreamError {
+  readonly sink: string;
+  constructor(sink: string, message: string, options: { retriable?: boolean; cause?: unknown } = {}) {
+    super('CS_ERR_SINK', message, options);
+    this.sink = sink;
+  }
+}
+
+export class ConfigError extends CafeStreamError {
+  /** dotted path of the offending key, e.g. "streams.0.url". */
+  readonly key: string;
+  constructor(key: string, message: string, options: { cause?: unknown } = {}) {
+    super('CS_ERR_CONFIG', message, options);
+    this.key = key;
+  }
+}
+
+export class RetriesExceededError extends CafeStreamError {
+  readonly attempts: number;
+  constructor(attempts: number, cause: unknown) {
+    super('CS_ERR_RETRIES_EXCEEDED', `gave up after ${attempts} attempts: ${errorLine(cause)}`, { cause });
+    this.attempts = attempts;
+  }
+}
+
+/** One line for a user: the message of a known error, or the first line of anything else. */
+export function errorLine(err: unknown): string {
+  if (err instanceof Error) return (err.message.split('\n')[0] ?? err.name).trim() || err.name;
+  return String(err);
+}

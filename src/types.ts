@@ -1,0 +1,246 @@
+// Types that cross a stage boundary (ingest → pipeline → sinks) live here and only here.
+// Every message carries streamId, frameId and pts so any stage can be traced back to a frame.
+
+/** The canonical class order: RAF-DB's (CAFE's separation group g is class g). Never reorder. */
+export const EXPRESSIONS = ['surprise', 'fear', 'disgust', 'happiness', 'sadness', 'anger', 'neutral'] as const;
+export type Expression = (typeof EXPRESSIONS)[number];
+export type ExpressionProbabilities = Record<Expression, number>;
+
+/** Version of the timeline event schema (schema/events.v1.json). Bump the major on breaking changes. */
+export const EVENT_SCHEMA_VERSION = '1.0.0';
+export const EVENT_SCHEMA_ID = 'https://cafe-stream.dev/schema/events.v1.json';
+
+/** Where a stream's timestamps come from: media time for files, wall-clock for live sources. */
+export type ClockKind = 'media' | 'wall';
+
+export interface StreamInfo {
+  streamId: string;
+  /** file path or URL as given by the user (credentials stripped for URLs). */
+  source: string;
+  kind: 'file' | 'rtsp';
+  clock: ClockKind;
+  width: number;
+  height: number;
+  /** frames per second of the source, when known. */
+  fps?: number;
+  /** duration in seconds, files only. */
+  duration?: number;
+}
+
+/** One decoded frame, packed RGB24, full resolution. */
+export interface Frame {
+  streamId: string;
+  /** 0-based index among the frames this stream delivered (after sampling). */
+  frameId: number;
+  /** seconds: media time for files, Unix epoch seconds for live sources. */
+  pts: number;
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** Axis-aligned box in full-frame pixels. */
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface Detection {
+  box: Box;
+  score: number;
+  /** MediaPipe's 6 keypoints (eyes, nose, mouth, ears), full-frame pixels, when the detector gives them. */
+  keypoints?: { x: number; y: number; name?: string }[];
+}
+
+export interface DetectedFrame {
+  frame: Frame;
+  detections: Detection[];
+}
+
+export interface TrackedFace {
+  /** stable within a stream for the life of the track, e.g. "t3". */
+  trackId: string;
+  box: Box;
+  score: number;
+  /** true on the first frame of the track. */
+  isNew: boolean;
+}
+
+export interface EndedTrack {
+  trackId: string;
+  /** pts of the last frame the face was seen on. */
+  lastSeen: number;
+  reason: 'lost' | 'stream.end';
+}
+
+export interface TrackedFrame {
+  frame: Frame;
+  faces: TrackedFace[];
+  /** tracks that ended on this frame (lost for too long). */
+  ended: EndedTrack[];
+}
+
+/** A square face crop ready for the models: RGB24, size × size. */
+export interface FaceCrop {
+  streamId: string;
+  frameId: number;
+  pts: number;
+  trackId: string;
+  box: Box;
+  size: number;
+  rgb: Buffer;
+}
+
+/** What the model stage says about one crop. */
+export interface ExpressionReading {
+  streamId: string;
+  frameId: number;
+  pts: number;
+  trackId: string;
+  box: Box;
+  /** raw probabilities in EXPRESSIONS order. */
+  probabilities: Float32Array;
+}
+
+// ---- Timeline events (the public, versioned schema: schema/events.v1.json) ----
+
+export interface EventBase {
+  /** unique per event; consumers de-duplicate by it. */
+  id: string;
+  schemaVersion: string;
+  streamId: string;
+  /** seconds: media time for files, Unix epoch seconds for live sources (see stream.start's clock). */
+  time: number;
+  /** wall-clock ISO-8601 instant the event was emitted. */
+  emittedAt: string;
+}
+
+export interface StreamStartEvent extends EventBase {
+  type: 'stream.start';
+  stream: StreamInfo;
+}
+
+export interface StreamOnlineEvent extends EventBase {
+  type: 'stream.online';
+  /** reconnect attempt that succeeded; 0 for the first connection. */
+  attempt: number;
+}
+
+export interface StreamOfflineEvent extends EventBase {
+  type: 'stream.offline';
+  reason: string;
+  /** seconds until the next reconnect attempt. */
+  retryIn: number;
+}
+
+export interface TrackStartEvent extends EventBase {
+  type: 'track.start';
+  trackId: string;
+  frameId: number;
+  box: Box;
+}
+
+export interface FaceObservationEvent extends EventBase {
+  type: 'face.observation';
+  trackId: string;
+  frameId: number;
+  box: Box;
+  /** this frame's model output. */
+  probabilities: ExpressionProbabilities;
+  /** the track's smoothed label after this frame. */
+  label: Expression;
+  /** smoothed probability of `label`. */
+  confidence: number;
+}
+
+export interface FaceSegmentEvent extends EventBase {
+  type: 'face.segment';
+  trackId: string;
+  label: Expression;
+  start: number;
+  end: number;
+  observations: number;
+  meanProbabilities: ExpressionProbabilities;
+}
+
+export interface TrackSummary {
+  duration: number;
+  observations: number;
+  dominant: Expression;
+  segments: number;
+  meanProbabilities: ExpressionProbabilities;
+  /** seconds spent in each smoothed label. */
+  labelDurations: ExpressionProbabilities;
+}
+
+export interface TrackEndEvent extends EventBase {
+  type: 'track.end';
+  trackId: string;
+  start: number;
+  end: number;
+  reason: EndedTrack['reason'];
+  summary: TrackSummary;
+}
+
+export interface StreamEndEvent extends EventBase {
+  type: 'stream.end';
+  reason: 'eof' | 'error' | 'stopped';
+  frames: number;
+  tracks: number;
+  /** one line naming the cause when reason is 'error'. */
+  error?: string;
+}
+
+export type TimelineEvent =
+  | StreamStartEvent
+  | StreamOnlineEvent
+  | StreamOfflineEvent
+  | TrackStartEvent
+  | FaceObservationEvent
+  | FaceSegmentEvent
+  | TrackEndEvent
+  | StreamEndEvent;
+
+export type TimelineEventType = TimelineEvent['type'];
+
+// ---- Sinks ----
+
+export interface SinkStats {
+  sent: number;
+  buffered: number;
+  dropped: number;
+}
+
+/**
+ * Where timeline events go. `write` resolves when the sink has accepted the event (it may still be
+ * buffered); a sink with a bounded buffer applies its stated drop policy rather than blocking forever.
+ */
+export interface Sink {
+  readonly name: string;
+  write(event: TimelineEvent): Promise<void>;
+  /** deliver everything accepted so far (bounded by the sink's own timeout). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  stats(): SinkStats;
+}
+
+// ---- Sources ----
+
+/**
+ * A source of frames for one stream. File sources are lossless: they hold at most a bounded number of
+ * frames that the pipeline has not yet released and pause ffmpeg until it does. Live sources keep the
+ * newest frame when the pipeline falls behind and count the frames they skip.
+ */
+export interface FrameSource {
+  readonly streamId: string;
+  /** resolves once the source is open (probe done / first connection made). */
+  info(): Promise<StreamInfo>;
+  /** cold: subscribing starts decoding; unsubscribing kills ffmpeg. Errors are IngestError. */
+  frames(): import('rxjs').Observable<Frame>;
+  /** the pipeline is done with this frame (it reached the timeline stage, or was dropped). */
+  release(frame: Frame): void;
+  /** frames skipped because the pipeline was behind (always 0 for files). */
+  skipped(): number;
+}
