@@ -1,0 +1,294 @@
+// `cafe-stream subscribe`: read the events another cafe-stream process publishes, from Kafka or from its
+// WebSocket sink, and print them as a live timeline (one line per event) or as JSONL (--json).
+// Kafka delivery is at-least-once, so events are de-duplicated by id here (bounded memory). The WebSocket
+// client reconnects with `since` = the last event id it printed, so a dropped connection leaves no gap
+// while the server's ring still holds that id. SIGINT/SIGTERM: disconnect and exit 0.
+import { randomUUID } from 'node:crypto';
+import { Option, InvalidArgumentError, type Command } from 'commander';
+import { Kafka, logLevel } from 'kafkajs';
+import { WebSocket } from 'ws';
+import { ConfigError, SinkError, errorLine } from '../errors.js';
+import { retry } from '../retry.js';
+import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
+import type { TimelineEvent, TimelineEventType } from '../types.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+export interface SubscribeOptions {
+  kafka?: string[];
+  topic: string;
+  group?: string;
+  fromBeginning?: boolean;
+  ws?: string;
+  token?: string;
+  since?: string;
+  stream: string[];
+  track: string[];
+  type: string[];
+  json?: boolean;
+  maxEvents?: number;
+}
+
+export interface SubscribeIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  signal: AbortSignal;
+}
+
+const TYPES: TimelineEventType[] = ['stream.start', 'stream.online', 'stream.offline', 'track.start', 'face.observation', 'face.segment', 'track.end', 'stream.end'];
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, ...v.split(',').filter((s) => s !== '')];
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('subscribe')
+    .description('print the events a running cafe-stream publishes on Kafka or WebSocket, as a live timeline or JSONL')
+    .addOption(new Option('--kafka <brokers>', 'read from Kafka: bootstrap host:port[,host:port…]').conflicts('ws').argParser((v) => v.split(',')))
+    .option('--topic <topic>', 'Kafka topic', DEFAULT_KAFKA_TOPIC)
+    .option('--group <id>', 'Kafka consumer group (default: a fresh one, so every subscriber sees everything)')
+    .option('--from-beginning', 'Kafka: start at the oldest retained event instead of new ones')
+    .addOption(new Option('--ws <url>', 'read from a WebSocket sink, e.g. ws://127.0.0.1:8765/').conflicts('kafka'))
+    .addOption(new Option('--token <token>', 'WebSocket shared token').env('CAFE_STREAM_WS_TOKEN'))
+    .option('--since <event-id>', 'WebSocket: resume after this event id (from the server\'s recent-event ring)')
+    .option('--stream <id>', 'only this stream (repeat or comma-separate for several)', collect, [])
+    .option('--track <id>', 'only this track: t3 or stream/t3 (repeatable)', collect, [])
+    .option('--type <type>', `only these event types (repeatable): ${TYPES.join(', ')}`, collect, [])
+    .option('--json', 'print events as JSONL instead of the human-readable timeline')
+    .option('--max-events <n>', 'exit after printing n events', positiveInt)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  cafe-stream subscribe --kafka 127.0.0.1:19092 --from-beginning
+  cafe-stream subscribe --kafka 127.0.0.1:19092 --topic cafe-stream.events --stream lobby --json
+  cafe-stream subscribe --ws ws://127.0.0.1:8765/ --type face.segment --type track.end`,
+    )
+    .action(async (opts: SubscribeOptions) => {
+      const ac = new AbortController();
+      const stop = (): void => ac.abort();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      // `| head` closes stdout early: that is the reader being done, not an error
+      process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? ac.abort() : undefined));
+      try {
+        process.exitCode = await subscribe(opts, {
+          out: (l) => void process.stdout.write(`${l}\n`),
+          err: (l) => void process.stderr.write(`cafe-stream: ${l}\n`),
+          signal: ac.signal,
+        });
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+      }
+    });
+}
+
+/** Runs until the signal aborts, --max-events is reached, or a connection fails for good; returns the exit code. */
+export async function subscribe(opts: SubscribeOptions, io: SubscribeIo): Promise<number> {
+  try {
+    if ((opts.kafka === undefined) === (opts.ws === undefined)) throw new ConfigError('subscribe', 'give exactly one of --kafka or --ws');
+    for (const t of opts.type) if (!(TYPES as string[]).includes(t)) throw new ConfigError('type', `unknown event type ${JSON.stringify(t)} (one of ${TYPES.join(', ')})`);
+    const printer = new Printer(opts, io);
+    if (opts.kafka !== undefined) await fromKafka(opts.kafka, opts, printer, io);
+    else await fromWs(opts.ws!, opts, printer, io);
+    return EXIT.ok;
+  } catch (err) {
+    io.err(`error: ${errorLine(err)}`);
+    return exitCodeFor(err);
+  }
+}
+
+/** Filters, de-duplicates by id (the last `dedupeWindow` ids), prints, counts toward --max-events. */
+class Printer {
+  readonly #seen = new Set<string>();
+  readonly #dedupeWindow = 100_000;
+  #printed = 0;
+  readonly #done: AbortController = new AbortController();
+  constructor(
+    private readonly opts: SubscribeOptions,
+    private readonly io: SubscribeIo,
+  ) {}
+
+  get done(): AbortSignal {
+    return this.#done.signal;
+  }
+
+  wants(e: TimelineEvent): boolean {
+    const o = this.opts;
+    if (o.stream.length > 0 && !o.stream.includes(e.streamId)) return false;
+    if (o.type.length > 0 && !o.type.includes(e.type)) return false;
+    if (o.track.length > 0 && !('trackId' in e && (o.track.includes(e.trackId) || o.track.includes(`${e.streamId}/${e.trackId}`)))) return false;
+    return true;
+  }
+
+  /** false if it was a duplicate or filtered out. */
+  print(e: TimelineEvent): boolean {
+    if (this.#done.signal.aborted || this.#seen.has(e.id) || !this.wants(e)) return false;
+    this.#seen.add(e.id);
+    if (this.#seen.size > this.#dedupeWindow) this.#seen.delete(this.#seen.values().next().value!);
+    this.io.out(this.opts.json ? JSON.stringify(e) : formatEvent(e));
+    this.#printed++;
+    if (this.opts.maxEvents !== undefined && this.#printed >= this.opts.maxEvents) this.#done.abort();
+    return true;
+  }
+}
+
+function fmtTime(t: number): string {
+  if (t > 1e8) return new Date(t * 1000).toISOString().slice(11, 23); // wall clock (live): UTC hh:mm:ss.mmm
+  const m = Math.floor(t / 60);
+  return `${String(m).padStart(2, '0')}:${(t - m * 60).toFixed(2).padStart(5, '0')}`; // media time: mm:ss.ss
+}
+
+/** One line: time, stream, track, type, then what matters for that type. */
+export function formatEvent(e: TimelineEvent): string {
+  const track = 'trackId' in e ? e.trackId : '-';
+  const head = `${fmtTime(e.time)}  ${e.streamId}  ${track.padEnd(4)}  ${e.type.padEnd(16)}`;
+  switch (e.type) {
+    case 'stream.start':
+      return `${head}  ${e.stream.source} ${e.stream.width}x${e.stream.height}${e.stream.fps ? ` @ ${e.stream.fps} fps` : ''}`;
+    case 'stream.online':
+      return `${head}  attempt ${e.attempt}`;
+    case 'stream.offline':
+      return `${head}  ${e.reason}; retry in ${e.retryIn.toFixed(1)} s`;
+    case 'track.start':
+      return `${head}  box ${Math.round(e.box.width)}x${Math.round(e.box.height)} at ${Math.round(e.box.x)},${Math.round(e.box.y)}`;
+    case 'face.observation':
+      return `${head}  ${e.label} ${e.confidence.toFixed(2)}`;
+    case 'face.segment':
+      return `${head}  ${e.label} ${fmtTime(e.start)}–${fmtTime(e.end)} (${e.observations} obs)`;
+    case 'track.end':
+      return `${head}  ${e.summary.dominant} dominant, ${e.summary.duration.toFixed(1)} s, ${e.summary.segments} segments`;
+    case 'stream.end':
+      return `${head}  ${e.reason}, ${e.frames} frames, ${e.tracks} tracks${e.error ? `: ${e.error}` : ''}`;
+  }
+}
+
+function untilAborted(...signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    if (signals.some((s) => s.aborted)) return resolve();
+    for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+async function fromKafka(brokers: string[], opts: SubscribeOptions, printer: Printer, io: SubscribeIo): Promise<void> {
+  for (const b of brokers) if (!/^[^\s:/]+:\d{1,5}$/.test(b)) throw new ConfigError('kafka', `broker must be host:port, got ${JSON.stringify(b)}`);
+  const kafka = new Kafka({ clientId: 'cafe-stream-subscribe', brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3_000 });
+  const consumer = kafka.consumer({ groupId: opts.group ?? `cafe-stream-subscribe-${randomUUID()}`, allowAutoTopicCreation: false });
+  let failure: unknown;
+  const crashed = new AbortController();
+  // kafkajs restarts the consumer after retriable errors by itself; a crash without restart is final
+  consumer.on(consumer.events.CRASH, (e) => {
+    if (e.payload.restart) return;
+    failure = e.payload.error;
+    crashed.abort();
+  });
+  try {
+    // a subscriber may start before anything was published: wait for the topic rather than create it
+    if (!(await waitForTopic(kafka, opts.topic, io))) return;
+    await consumer.connect();
+    await consumer.subscribe({ topic: opts.topic, fromBeginning: opts.fromBeginning === true });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        if (message.value === null) return;
+        try {
+          printer.print(JSON.parse(message.value.toString()) as TimelineEvent);
+        } catch {
+          io.err(`skipping a message that is not a JSON event (offset ${message.offset})`);
+        }
+      },
+    });
+    await untilAborted(io.signal, printer.done, crashed.signal);
+  } catch (err) {
+    failure = err;
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+  if (failure !== undefined) throw new SinkError('kafka', `cannot read ${opts.topic} from ${brokers.join(',')}: ${errorLine(failure)}`, { cause: failure });
+}
+
+/** true once `topic` exists with leaders for its partitions; false if stopped first. */
+async function waitForTopic(kafka: Kafka, topic: string, io: SubscribeIo): Promise<boolean> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    let said = false;
+    while (!io.signal.aborted) {
+      const topics = await admin.listTopics();
+      if (topics.includes(topic)) {
+        const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
+        if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) return true;
+      } else if (!said) {
+        io.err(`topic ${topic} does not exist yet; waiting for it (Ctrl-C to stop)`);
+        said = true;
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+async function fromWs(url: string, opts: SubscribeOptions, printer: Printer, io: SubscribeIo): Promise<void> {
+  if (!/^wss?:\/\//.test(url)) throw new ConfigError('ws', `want a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
+  let lastId = opts.since;
+  const stopped = AbortSignal.any([io.signal, printer.done]);
+  // One connection at a time; a drop after it worked starts the backoff afresh. A refused token is final.
+  const connectOnce = (): Promise<'closed' | 'stopped'> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, opts.token === undefined ? {} : { headers: { authorization: `Bearer ${opts.token}` } });
+      let opened = false;
+      const onStop = (): void => ws.close(1000);
+      stopped.addEventListener('abort', onStop, { once: true });
+      ws.on('unexpected-response', (_req, res) => {
+        const final = res.statusCode === 401 || res.statusCode === 403;
+        reject(new SinkError('ws', `${url} answered HTTP ${res.statusCode}${final ? ' (check --token)' : ''}`, { retriable: !final }));
+        ws.terminate();
+      });
+      ws.on('open', () => {
+        opened = true;
+        ws.send(JSON.stringify({ op: 'subscribe', streams: opts.stream, tracks: opts.track, types: opts.type, ...(lastId ? { since: lastId } : {}) }));
+      });
+      ws.on('message', (raw) => {
+        let m: { op?: string; event?: TimelineEvent; count?: number; resumed?: boolean | null; error?: string };
+        try {
+          m = JSON.parse(raw.toString()) as typeof m;
+        } catch {
+          return;
+        }
+        if (m.op === 'event' && m.event) {
+          lastId = m.event.id;
+          printer.print(m.event);
+        } else if (m.op === 'dropped') io.err(`the server dropped ${m.count} events for this client (it was reading too slowly)`);
+        else if (m.op === 'subscribed' && m.resumed === false) io.err(`could not resume after ${lastId}: the server no longer holds it; events in between are missing`);
+        else if (m.op === 'error') io.err(`server: ${m.error}`);
+      });
+      ws.on('error', (err) => {
+        if (!opened) reject(new SinkError('ws', `cannot connect to ${url}: ${errorLine(err)}`, { retriable: true, cause: err }));
+      });
+      ws.on('close', () => {
+        stopped.removeEventListener('abort', onStop);
+        if (stopped.aborted) resolve('stopped');
+        else if (opened) resolve('closed');
+        else reject(new SinkError('ws', `connection to ${url} closed before it opened`, { retriable: true }));
+      });
+    });
+
+  while (!stopped.aborted) {
+    const r = await retry({ maxAttempts: 20, initialDelayMs: 250, maxDelayMs: 5_000, signal: stopped, onRetry: ({ error, delayMs }) => stopped.aborted || io.err(`${errorLine(error)}; retrying in ${(delayMs / 1000).toFixed(1)} s`) })(connectOnce).catch(
+      (err: unknown) => {
+        if (stopped.aborted) return 'stopped' as const;
+        throw err;
+      },
+    );
+    if (r === 'stopped') return;
+    io.err(`connection to ${url} closed; reconnecting${lastId ? ` from ${lastId}` : ''}`);
+  }
+}
