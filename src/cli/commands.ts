@@ -1,0 +1,11 @@
+// Every subcommand of the CLI, one module each. A module exports `register(program)`; add new ones here.
+import type { Command } from 'commander';
+import * as analyze from './analyze.js';
+import * as live from './live.js';
+import * as subscribe from './subscribe.js';
+
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+export const commandModules: CommandModule[] = [analyze, live, subscribe];

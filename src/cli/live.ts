@@ -1,0 +1,267 @@
+// `cafe-stream watch <rtsp-url>` (one camera, a live timeline on stdout) and `cafe-stream serve --config
+// cameras.yaml` (many cameras as a long-running process with HTTP /healthz, /metrics and stream control).
+// Both run the same LiveRunner; `watch` is `serve` with one stream built from flags.
+//
+// Streams change without a restart in two ways: SIGHUP re-reads the config file and applies the `streams`
+// section (added ids start, removed ids stop, changed entries restart, the rest are untouched), and the HTTP
+// endpoints POST /streams and DELETE /streams/:id. Streams added over HTTP are not written back to the file,
+// so a later SIGHUP makes the running set match the file again.
+//
+// Shutdown: SIGTERM/SIGINT stop ingest (every ffmpeg killed), drain the pipeline (each track gets its
+// track.end, each stream its stream.end), flush and close the sinks, close HTTP, exit 0. If that takes longer
+// than `shutdownSeconds`, the process exits 1 regardless; a second signal forces it at once.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Logger } from 'pino';
+import { loadLiveConfig, parseLiveConfig, pipelineOptionsOf, type LiveConfig, type StreamConfig } from '../config.js';
+import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
+import { LiveMetrics } from '../http/metrics.js';
+import { createLogger } from '../http/log.js';
+import { LiveHttpServer, type StreamControl } from '../http/server.js';
+import { activeFfmpegPids, redactUrl } from '../ingest/rtsp-source.js';
+import { loadFaceDetector } from '../model/face-detector.js';
+import { loadExpressionModel } from '../model/expression-model.js';
+import { LiveRunner } from '../pipeline/live-runner.js';
+import { createJsonlSink } from '../sinks/jsonl-sink.js';
+import { createKafkaSink } from '../sinks/kafka-sink.js';
+import { createWsSink } from '../sinks/ws-sink.js';
+import type { Sink, TimelineEvent } from '../types.js';
+import { dashboardDir } from '../views/dashboard-static.js';
+import { exitCodeFor } from './exit-codes.js';
+import { defaultModelsDir } from './paths.js';
+import { LiveTimelinePrinter } from './live-timeline.js';
+
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('run many RTSP cameras as a long-running process (HTTP /healthz, /metrics, stream control); see docs/live.md')
+    .requiredOption('-c, --config <file>', 'cameras.yaml (see examples/cameras.yaml)')
+    .option('--check', 'validate the config and exit')
+    .action(async (opts: { config: string; check?: boolean }) => {
+      const config = await loadLiveConfig(opts.config).catch(exitOnError);
+      if (opts.check) {
+        process.stdout.write(`${opts.config}: ok (${config.streams.length} streams)\n`);
+        return;
+      }
+      await runLive(config, { configPath: opts.config });
+    });
+
+  program
+    .command('watch')
+    .description('watch one RTSP camera and print a live expression timeline on stdout')
+    .argument('<rtsp-url>', 'rtsp:// or rtsps:// URL')
+    .option('--id <id>', 'stream id in events', 'cam')
+    .addOption(new Option('--transport <t>', 'RTSP transport').choices(['tcp', 'udp']).default('tcp'))
+    .option('--sample-fps <n>', 'analyse at most n frames per second', positiveNumber)
+    .option('--stall-seconds <s>', 'reconnect after this long without a frame', positiveNumber, 5)
+    .addOption(new Option('--device <d>', 'model execution provider').choices(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu'))
+    .option('--models <dir>', 'models folder', defaultModelsDir())
+    .option('--out <file>', 'also append every event as JSONL to this file')
+    .option('--json', 'print events as JSONL on stdout instead of the human-readable timeline')
+    .option('--http <host:port>', 'serve the dashboard (/), /healthz and /metrics here (off by default)')
+    .action(async (url: string, opts: WatchOptions) => {
+      const config = (() => {
+        try {
+          const [host, port] = opts.http === undefined ? ['127.0.0.1', undefined] : splitHostPort(opts.http);
+          return parseLiveConfig(
+            {
+              streams: [{ id: opts.id, url, transport: opts.transport, stallSeconds: opts.stallSeconds, ...(opts.sampleFps ? { sampleFps: opts.sampleFps } : {}) }],
+              device: opts.device,
+              models: opts.models,
+              // with --http, the dashboard at / needs the WebSocket sink on the same server
+              sinks: { ...(opts.out === undefined ? {} : { jsonl: { path: opts.out } }), ...(opts.http === undefined ? {} : { ws: { path: '/ws' } }) },
+              http: { host, port: port ?? 0 },
+            },
+            'watch',
+          );
+        } catch (err) {
+          return exitOnError(err);
+        }
+      })();
+      const printer = new LiveTimelinePrinter();
+      await runLive(config, {
+        http: opts.http !== undefined,
+        onEvent: opts.json ? (e) => process.stdout.write(`${JSON.stringify(e)}\n`) : (e) => printer.print(e),
+      });
+    });
+}
+
+interface WatchOptions {
+  id: string;
+  transport: 'tcp' | 'udp';
+  sampleFps?: number;
+  stallSeconds: number;
+  device: LiveConfig['device'];
+  models: string;
+  out?: string;
+  json?: boolean;
+  http?: string;
+}
+
+interface RunLiveOptions {
+  /** SIGHUP re-reads this file. */
+  configPath?: string;
+  /** start the HTTP server (serve: always). */
+  http?: boolean;
+  onEvent?: (event: TimelineEvent) => void;
+}
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError('want a positive number');
+  return n;
+}
+
+function defaultStaticDir(): string | undefined {
+  try {
+    return dashboardDir();
+  } catch {
+    return undefined;
+  }
+}
+
+function splitHostPort(v: string): [string, number] {
+  const m = /^(.+):(\d{1,5})$/.exec(v);
+  if (m === null) throw new ConfigError('http', `--http wants host:port, got ${JSON.stringify(v)}`);
+  return [m[1]!, Number(m[2])];
+}
+
+function exitOnError(err: unknown): never {
+  process.stderr.write(`cafe-stream: ${errorLine(err)}\n`);
+  process.exit(exitCodeFor(err));
+}
+
+/** The sinks the config asks for; the WebSocket sink rides on the HTTP server. */
+async function buildSinks(cfg: LiveConfig['sinks'], http: LiveHttpServer | undefined, log: Logger): Promise<Sink[]> {
+  const sinks: Sink[] = [];
+  if (cfg.jsonl !== undefined) sinks.push(await createJsonlSink({ path: cfg.jsonl.path }));
+  if (cfg.kafka !== undefined) sinks.push(await createKafkaSink({ brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, log }));
+  if (cfg.ws !== undefined) {
+    if (http === undefined) throw new ConfigError('sinks.ws', 'sinks.ws: the WebSocket sink needs the HTTP server');
+    sinks.push(await createWsSink({ server: http.server, path: cfg.ws.path, log, ...(cfg.ws.token === undefined ? {} : { token: cfg.ws.token }) }));
+  }
+  log.info({ sinks: sinks.map((s) => s.name) }, 'sinks ready');
+  return sinks;
+}
+
+/** Runs until SIGTERM/SIGINT (or a sink failure); then shuts down within `shutdownSeconds` and exits. */
+export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Promise<void> {
+  const log = createLogger('cafe-stream');
+  const metrics = new LiveMetrics();
+  let runner: LiveRunner | undefined;
+  const control: StreamControl = {
+    list: () => runner?.list() ?? [],
+    add: (body) => (runner ? runner.add(body) : Promise.reject(new ConfigError('streams', 'not ready'))),
+    remove: (id) => runner?.remove(id) ?? Promise.resolve(false),
+  };
+  const wantHttp = opts.http ?? true;
+  // the dashboard (web/dashboard) is the default static folder; a config can point elsewhere
+  const staticDir = config.http.staticDir ?? defaultStaticDir();
+  const http = wantHttp
+    ? new LiveHttpServer({
+        metrics,
+        streams: control,
+        log,
+        control: config.http.control,
+        ...(staticDir === undefined ? {} : { staticDir }),
+      })
+    : undefined;
+
+  let sinks: Sink[] = [];
+  let detector: Awaited<ReturnType<typeof loadFaceDetector>> | undefined;
+  try {
+    if (http !== undefined) {
+      const addr = await http.listen(config.http.host, config.http.port);
+      log.info({ url: `http://${addr.address}:${addr.port}` }, 'http listening');
+    }
+    sinks = await buildSinks(config.sinks, http, log);
+    detector = await loadFaceDetector();
+    const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, log: (m: string) => log.info(m) });
+    log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
+    runner = new LiveRunner({
+      detector,
+      model,
+      sinks,
+      options: pipelineOptionsOf(config),
+      reconnect: config.reconnect,
+      metrics,
+      log,
+      ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
+    });
+    for (const s of config.streams) runner.start(s);
+  } catch (err) {
+    log.fatal({ err: errorLine(err) }, 'could not start');
+    await http?.close();
+    for (const s of sinks) await s.close().catch(() => undefined);
+    exitOnError(err);
+  }
+  const live = runner;
+
+  // ---- reload: SIGHUP ----
+  let reloading = Promise.resolve();
+  const onHup = (): void => {
+    if (opts.configPath === undefined) {
+      log.warn('SIGHUP: no config file to reload');
+      return;
+    }
+    const path = opts.configPath;
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadLiveConfig(path);
+        const changed = Object.keys(next).filter(
+          (k) => k !== 'streams' && JSON.stringify(next[k as keyof LiveConfig]) !== JSON.stringify(config[k as keyof LiveConfig]),
+        );
+        if (changed.length > 0) log.warn({ sections: changed }, 'SIGHUP: only `streams` is applied live; restart for the rest');
+        const r = await live.reload(next.streams as StreamConfig[]);
+        log.info(r, 'SIGHUP: streams reloaded');
+      } catch (err) {
+        // a bad edit must not take the running cameras down: keep the current set
+        log.error({ err: errorLine(err), key: err instanceof ConfigError ? err.key : undefined }, 'SIGHUP: config rejected, nothing changed');
+      }
+    });
+  };
+  process.on('SIGHUP', onHup);
+
+  // ---- shutdown: SIGTERM / SIGINT / a sink failure ----
+  let stopping = false;
+  const shutdown = async (why: string, code: number): Promise<void> => {
+    if (stopping) {
+      log.warn({ why }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    log.info({ why, boundSeconds: config.shutdownSeconds }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error({ ffmpeg: activeFfmpegPids() }, `shutdown took over ${config.shutdownSeconds} s: forcing exit`);
+      for (const pid of activeFfmpegPids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      process.exit(1);
+    }, config.shutdownSeconds * 1000);
+    force.unref();
+    try {
+      await reloading;
+      await live.close();
+      for (const s of sinks) await s.close();
+      await http?.close();
+      detector?.close();
+      log.info({ ffmpeg: activeFfmpegPids().length }, 'stopped cleanly');
+    } catch (err) {
+      log.error({ err: errorLine(err) }, 'error during shutdown');
+      code = code || 1;
+    }
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  void live.failed.then((err) => {
+    log.fatal({ err: errorLine(err), code: err instanceof CafeStreamError ? err.code : undefined }, 'a sink failed');
+    void shutdown('sink failure', 1);
+  });
+  log.info({ streams: config.streams.map((s) => ({ id: s.id, url: redactUrl(s.url), enabled: s.enabled })) }, 'serving');
+  // keep running: the signal handlers end the process
+  await new Promise<never>(() => undefined);
+}

@@ -1,0 +1,49 @@
+// Messages between the pipeline's own stages (after tracking). Types shared with ingest, models and sinks
+// live in src/types.ts; these never leave src/pipeline.
+import type { EndedTrack, Expression, FaceCrop, Frame, StreamInfo, TrackedFace, TrackedFrame } from '../types.js';
+
+export type StreamEndReason = 'eof' | 'error' | 'stopped';
+
+/** A tracked frame with the crops cut from it, in the same order as `faces`. */
+export interface CroppedFrame extends TrackedFrame {
+  crops: FaceCrop[];
+}
+
+/** What one stream contributes, in order: a start, its frames, one end. */
+export type StreamItem =
+  | { kind: 'start'; streamId: string; info: StreamInfo }
+  | { kind: 'frame'; streamId: string; frame: CroppedFrame }
+  | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };
+
+/** A frame whose crops all came back from the model stage: `readings` keyed by trackId. */
+export interface ReadFrame {
+  frame: Frame;
+  faces: TrackedFace[];
+  ended: EndedTrack[];
+  readings: Map<string, Float32Array>;
+}
+
+export type ReadItem =
+  | { kind: 'start'; streamId: string; info: StreamInfo }
+  | { kind: 'frame'; streamId: string; frame: ReadFrame }
+  | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };
+
+export interface SmoothedFace extends TrackedFace {
+  /** this frame's model output, EXPRESSIONS order. */
+  probabilities: Float32Array;
+  /** the track's smoothed probabilities after this frame. */
+  smoothed: Float32Array;
+  label: Expression;
+  confidence: number;
+}
+
+export interface SmoothedFrame {
+  frame: Frame;
+  faces: SmoothedFace[];
+  ended: EndedTrack[];
+}
+
+export type SmoothedItem =
+  | { kind: 'start'; streamId: string; info: StreamInfo }
+  | { kind: 'frame'; streamId: string; frame: SmoothedFrame }
+  | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };

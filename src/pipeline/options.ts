@@ -1,0 +1,72 @@
+// Every tunable of the pipeline in one schema: defaults, bounds and a description per field. The CLI and the
+// live config parse user input through it once; code past that point trusts the typed result.
+import { z } from 'zod';
+import { ConfigError } from '../errors.js';
+
+export const trackerOptionsSchema = z
+  .object({
+    maxLostSeconds: z.number().positive().default(1.0).describe('a track ends after this long unseen (media or wall seconds)'),
+    minHits: z.number().int().min(1).default(2).describe('detections needed before a track is reported (1 = at once)'),
+    minIoU: z.number().min(0).max(1).default(0.1).describe('a detection may join a track if IoU with its prediction reaches this …'),
+    maxCentreDistance: z.number().positive().default(1.0).describe('… or if centres are closer than this many face sizes'),
+    maxSizeRatio: z.number().min(1).default(2.0).describe('never join a track whose box side differs by more than this factor'),
+    centreWeight: z.number().min(0).default(0.5).describe('weight of the centre distance against 1 − IoU in the cost'),
+    velocityGain: z.number().min(0).max(1).default(0.5).describe('how fast the velocity estimate follows new measurements'),
+    maxCoastSeconds: z.number().min(0).default(0.5).describe('velocity extrapolation stops after this long unseen'),
+  })
+  .strict();
+
+export const smoothingOptionsSchema = z
+  .object({
+    tauSeconds: z.number().positive().default(0.3).describe('EMA time constant of the probabilities'),
+    hysteresis: z.number().min(0).max(1).default(0.1).describe('a new label must lead the current one by this much'),
+  })
+  .strict();
+
+export const timelineOptionsSchema = z
+  .object({
+    minSegmentSeconds: z.number().min(0).default(0.4).describe('shorter label runs are merged into a neighbour'),
+  })
+  .strict();
+
+export const cropOptionsSchema = z
+  .object({
+    scale: z.number().min(1).max(3).default(1.3).describe('crop side = longer box side × scale (FER2013 framing ≈ 1.25–1.4)'),
+  })
+  .strict();
+
+export const batchOptionsSchema = z
+  .object({
+    maxBatch: z.number().int().min(1).max(1024).default(16).describe('crops per inference call'),
+    maxWaitMs: z.number().min(0).max(10_000).default(30).describe('a batch closes when its oldest crop waited this long'),
+    maxInFlight: z.number().int().min(1).max(16).default(2).describe('inference calls running at once'),
+    maxQueued: z.number().int().min(1).default(4096).describe('hard cap on waiting crops (an invariant: sources pause long before)'),
+  })
+  .strict();
+
+export const pipelineOptionsSchema = z
+  .object({
+    tracker: trackerOptionsSchema.default({}),
+    smoothing: smoothingOptionsSchema.default({}),
+    timeline: timelineOptionsSchema.default({}),
+    crop: cropOptionsSchema.default({}),
+    batch: batchOptionsSchema.default({}),
+  })
+  .strict();
+
+export type TrackerOptions = z.infer<typeof trackerOptionsSchema>;
+export type SmoothingOptions = z.infer<typeof smoothingOptionsSchema>;
+export type TimelineOptions = z.infer<typeof timelineOptionsSchema>;
+export type CropOptions = z.infer<typeof cropOptionsSchema>;
+export type BatchOptions = z.infer<typeof batchOptionsSchema>;
+export type PipelineOptions = z.infer<typeof pipelineOptionsSchema>;
+export type PipelineOptionsInput = z.input<typeof pipelineOptionsSchema>;
+
+/** Defaults merged in, bounds checked; the first bad key becomes a ConfigError naming it. */
+export function resolvePipelineOptions(input: PipelineOptionsInput = {}): PipelineOptions {
+  const parsed = pipelineOptionsSchema.safeParse(input);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const key = issue?.path.join('.') || '(root)';
+  throw new ConfigError(key, `invalid pipeline option ${key}: ${issue?.message ?? 'invalid'}`);
+}

@@ -1,0 +1,187 @@
+// Tracking: DetectedFrame → TrackedFrame, stable ids per stream.
+//
+// The algorithm is SORT (Bewley et al., 2016, "Simple Online and Realtime Tracking") with two changes that
+// suit faces and a variable frame rate:
+// - motion: a constant-velocity alpha-beta filter on the box centre (velocity in px per second of pts, so a
+//   sampled or jittery stream predicts correctly) instead of SORT's Kalman filter; the reported box is always
+//   the detector's own box, the filter only predicts where to look next;
+// - cost: 1 − IoU(prediction, detection) + centreWeight × centre distance in face sizes, gated by IoU *or*
+//   centre distance (fast motion at a low sample rate gives zero IoU between frames) and by size ratio.
+// Assignment is optimal (Hungarian, the `munkres` package). A track is reported once it has `minHits`
+// detections (faces on a stream's first frame are reported at once, as in SORT's start-up rule), and ends
+// once unseen for more than `maxLostSeconds`. Ids `t1, t2, …` are never reused within a stream.
+import { munkres } from 'munkres';
+import { type OperatorFunction, defer, map } from 'rxjs';
+import type { Box, DetectedFrame, Detection, EndedTrack, TrackedFace, TrackedFrame } from '../types.js';
+import type { TrackerOptions } from './options.js';
+import { trackerOptionsSchema } from './options.js';
+
+/** Cost of a pair the gate forbids; any real cost is below 1 + 2 × centreWeight. */
+const FORBIDDEN = 1e6;
+
+interface Track {
+  /** assigned when the track is confirmed. */
+  id?: string;
+  cx: number;
+  cy: number;
+  w: number;
+  h: number;
+  /** px per second. */
+  vx: number;
+  vy: number;
+  lastSeen: number;
+  hits: number;
+}
+
+export interface TrackerUpdate {
+  faces: TrackedFace[];
+  ended: EndedTrack[];
+}
+
+/** The tracker core: pure, one per stream, fed frames in pts order. */
+export class FaceTracker {
+  readonly #opts: TrackerOptions;
+  #tracks: Track[] = [];
+  #nextId = 1;
+  #frames = 0;
+
+  constructor(options: Partial<TrackerOptions> = {}) {
+    this.#opts = trackerOptionsSchema.parse(options);
+  }
+
+  /** Advance to `pts` with this frame's detections (an empty list still ages every track). */
+  update(pts: number, detections: readonly Detection[]): TrackerUpdate {
+    const first = this.#frames++ === 0;
+    const o = this.#opts;
+    const predicted = this.#tracks.map((t) => predict(t, pts, o.maxCoastSeconds));
+    const cost = this.#tracks.map((_, i) => detections.map((d) => this.#cost(predicted[i]!, d.box)));
+
+    const matchedTrack = new Map<number, number>(); // detection index → track index
+    if (this.#tracks.length > 0 && detections.length > 0) {
+      for (const [ti, di] of munkres(cost)) {
+        if ((cost[ti]?.[di] ?? FORBIDDEN) < FORBIDDEN) matchedTrack.set(di, ti);
+      }
+    }
+
+    const faces: TrackedFace[] = [];
+    const seen = new Set<Track>();
+    detections.forEach((det, di) => {
+      const ti = matchedTrack.get(di);
+      let track: Track;
+      if (ti === undefined) {
+        track = newTrack(det.box, pts);
+        this.#tracks.push(track);
+      } else {
+        track = this.#tracks[ti]!;
+        this.#correct(track, det.box, pts);
+      }
+      seen.add(track);
+      let isNew = false;
+      if (track.id === undefined && (track.hits >= o.minHits || first)) {
+        track.id = `t${this.#nextId++}`;
+        isNew = true;
+      }
+      if (track.id !== undefined) faces.push({ trackId: track.id, box: det.box, score: det.score, isNew });
+    });
+
+    const ended: EndedTrack[] = [];
+    this.#tracks = this.#tracks.filter((t) => {
+      if (seen.has(t)) return true;
+      // A tentative track that misses a frame was most likely a false detection: drop it silently.
+      if (t.id === undefined) return false;
+      if (pts - t.lastSeen > o.maxLostSeconds) {
+        ended.push({ trackId: t.id, lastSeen: t.lastSeen, reason: 'lost' });
+        return false;
+      }
+      return true;
+    });
+    faces.sort(byTrackNumber);
+    return { faces, ended };
+  }
+
+  /** The stream is over: every reported track ends. */
+  finish(): EndedTrack[] {
+    const ended = this.#tracks
+      .filter((t): t is Track & { id: string } => t.id !== undefined)
+      .map((t) => ({ trackId: t.id, lastSeen: t.lastSeen, reason: 'stream.end' as const }));
+    this.#tracks = [];
+    return ended;
+  }
+
+  /** Reported tracks still alive (seen or coasting). */
+  activeTrackIds(): string[] {
+    return this.#tracks.flatMap((t) => (t.id === undefined ? [] : [t.id]));
+  }
+
+  #cost(pred: Box, det: Box): number {
+    const o = this.#opts;
+    const sizeA = Math.sqrt(pred.width * pred.height);
+    const sizeB = Math.sqrt(det.width * det.height);
+    const ratio = Math.max(sizeA, sizeB) / Math.max(1e-6, Math.min(sizeA, sizeB));
+    const overlap = iou(pred, det);
+    const dist = centreDistance(pred, det) / Math.max(1e-6, (sizeA + sizeB) / 2);
+    if (ratio > o.maxSizeRatio) return FORBIDDEN;
+    if (overlap < o.minIoU && dist > o.maxCentreDistance) return FORBIDDEN;
+    return 1 - overlap + o.centreWeight * Math.min(dist, 2);
+  }
+
+  #correct(t: Track, box: Box, pts: number): void {
+    const dt = pts - t.lastSeen;
+    const cx = box.x + box.width / 2;
+    const cy = box.y + box.height / 2;
+    if (dt > 0) {
+      // Alpha-beta with alpha = 1 (the detector's box is trusted): velocity is an EMA of the observed motion.
+      const g = this.#opts.velocityGain;
+      t.vx = (1 - g) * t.vx + (g * (cx - t.cx)) / dt;
+      t.vy = (1 - g) * t.vy + (g * (cy - t.cy)) / dt;
+    }
+    t.cx = cx;
+    t.cy = cy;
+    t.w = box.width;
+    t.h = box.height;
+    t.lastSeen = pts;
+    t.hits++;
+  }
+}
+
+function newTrack(box: Box, pts: number): Track {
+  return { cx: box.x + box.width / 2, cy: box.y + box.height / 2, w: box.width, h: box.height, vx: 0, vy: 0, lastSeen: pts, hits: 1 };
+}
+
+function predict(t: Track, pts: number, maxCoastSeconds: number): Box {
+  const dt = Math.min(Math.max(0, pts - t.lastSeen), maxCoastSeconds);
+  const cx = t.cx + t.vx * dt;
+  const cy = t.cy + t.vy * dt;
+  return { x: cx - t.w / 2, y: cy - t.h / 2, width: t.w, height: t.h };
+}
+
+export function iou(a: Box, b: Box): number {
+  const ix = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
+  const iy = Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
+  const inter = ix * iy;
+  const union = a.width * a.height + b.width * b.height - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+function centreDistance(a: Box, b: Box): number {
+  return Math.hypot(a.x + a.width / 2 - (b.x + b.width / 2), a.y + a.height / 2 - (b.y + b.height / 2));
+}
+
+function byTrackNumber(a: TrackedFace, b: TrackedFace): number {
+  return Number(a.trackId.slice(1)) - Number(b.trackId.slice(1));
+}
+
+/** One tracker per subscription (per stream): frames must come from a single stream, in pts order. */
+export function track(options: Partial<TrackerOptions> = {}): OperatorFunction<DetectedFrame, TrackedFrame> {
+  return (source) =>
+    // Built per subscription so that re-subscribing (a reconnecting camera) never shares state.
+    defer(() => {
+      const tracker = new FaceTracker(options);
+      return source.pipe(
+        map(({ frame, detections }) => {
+          const { faces, ended } = tracker.update(frame.pts, detections);
+          return { frame, faces, ended };
+        }),
+      );
+    });
+}
