@@ -2,7 +2,7 @@
 // ship), else the tiny random models with the real interface that test/fixtures/make-tiny-models.py writes
 // into .cache/tiny-models/ (made on first use, with the trainer's Python environment).
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -12,7 +12,16 @@ export const TINY_MODELS_DIR = join(repoRoot, '.cache', 'tiny-models');
 export const REAL_MODELS_DIR = join(repoRoot, 'models');
 
 function hasHead(dir: string): boolean {
-  return existsSync(dir) && readdirSync(dir).some((f) => f.endsWith('.onnx.json') && f.startsWith('head'));
+  if (!existsSync(dir)) return false;
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.onnx.json'))
+    .some((f) => {
+      try {
+        return (JSON.parse(readFileSync(join(dir, f), 'utf8')) as { role?: unknown }).role === 'head';
+      } catch {
+        return false;
+      }
+    });
 }
 
 let made: Promise<string> | undefined;
