@@ -104,6 +104,8 @@ start() {
   if pid_alive; then
     log "pid $(cat "$PIDFILE") is alive but not answering yet; waiting"
   else
+    # Another broker (another checkout's) already on the port would answer for ours and hide a failed start.
+    answers && die "127.0.0.1:$PORT already answers but is not this checkout's broker: stop it or set KAFKA_PORT"
     local t0=$SECONDS
     ensure_jars
     write_props
