@@ -18,14 +18,14 @@ export const trackerOptionsSchema = z
 
 export const smoothingOptionsSchema = z
   .object({
-    tauSeconds: z.number().positive().default(0.3).describe('EMA time constant of the probabilities'),
-    hysteresis: z.number().min(0).max(1).default(0.1).describe('a new label must lead the current one by this much'),
+    tauSeconds: z.number().positive().default(0.15).describe('EMA time constant of the probabilities'),
+    hysteresis: z.number().min(0).max(1).default(0.05).describe('a new label must lead the current one by this much'),
   })
   .strict();
 
 export const timelineOptionsSchema = z
   .object({
-    minSegmentSeconds: z.number().min(0).default(0.4).describe('shorter label runs are merged into a neighbour'),
+    minSegmentSeconds: z.number().min(0).default(0.2).describe('shorter label runs are merged into a neighbour'),
   })
   .strict();
 
