@@ -1,0 +1,174 @@
+"""`trainer` CLI: train, evaluate, export-head, cache-features, bench (+ the encoder commands from
+encoder_cli). Each subcommand builds its typed config (params.py) once and hands it on."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cafe_models.cafe import VARIANTS
+from cafe_models.datasets import FERPLUS_PROTOCOLS, DatasetError
+
+from .params import CacheConfig, EvalConfig, ExportConfig, TrainConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(a: argparse.Namespace) -> int:
+    from .train import train
+
+    cfg = TrainConfig(
+        train=a.train, valid=a.valid, encoder=Path(a.encoder), out=Path(a.out), variant=a.variant,
+        image_size=a.image_size, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, weight_decay=a.weight_decay,
+        gamma=a.gamma, w_sep=a.w_sep, w_div=a.w_div, seed=a.seed, soft_labels=a.soft_labels,
+        ferplus_protocol=a.ferplus_protocol, encoder_color=a.encoder_color,
+        mirror_features=not a.no_mirror_features, threads=a.threads, resume=a.resume,
+        mask_checkpoint=Path(a.mask_checkpoint) if a.mask_checkpoint else None,
+        cache_dir=Path(a.cache_dir) if a.cache_dir else None, limit=a.limit, max_steps=a.max_steps,
+        time_budget_min=a.time_budget_min, eval_every=a.eval_every,
+        init_fc=Path(a.init_fc) if a.init_fc else None, progress=not a.no_progress)
+    print(json.dumps(train(cfg), indent=2))
+    return 0
+
+
+def _cache(a: argparse.Namespace) -> int:
+    import torch
+
+    from cafe_models.datasets import load_set
+
+    from .features import cached_features, open_encoder
+
+    cfg = CacheConfig(sets=a.sets, encoder=Path(a.encoder), cache_dir=Path(a.cache_dir),
+                      encoder_color=a.encoder_color, ferplus_protocol=a.ferplus_protocol, threads=a.threads,
+                      batch_size=a.batch_size)
+    torch.set_num_threads(cfg.threads)
+    enc = open_encoder(cfg.encoder, cfg.encoder_color, cfg.threads)
+    for spec in cfg.sets:
+        faceset = load_set(spec, rafdb_split="train", ferplus_protocol=cfg.ferplus_protocol)
+        feats = cached_features(faceset, enc, cfg.cache_dir, mirrored=not a.plain_only, batch_size=cfg.batch_size)
+        print(f"{spec}: {len(faceset)} images, features {feats.plain.shape}")
+    return 0
+
+
+def _export(a: argparse.Namespace) -> int:
+    from .export_head import export_head
+
+    cfg = ExportConfig(checkpoint=Path(a.checkpoint), out=Path(a.out), name=a.name, valid=a.valid or [])
+    print(json.dumps(export_head(cfg), indent=2))
+    return 0
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report
+
+    cfg = EvalConfig(models=Path(a.models), sets=a.sets, head=Path(a.head) if a.head else None,
+                     batch_size=a.batch_size, threads=a.threads, ferplus_protocol=a.ferplus_protocol,
+                     json=a.json, bgr=a.bgr)
+    report = evaluate(cfg)
+    print(json.dumps(report, indent=2) if cfg.json else format_report(report))
+    return 0
+
+
+def _bench(a: argparse.Namespace) -> int:
+    from .bench import bench
+
+    print(json.dumps(bench(Path(a.encoder), a.image_size, a.threads, a.steps), indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="trainer", description="Train, evaluate and export cafe-stream's models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    default_encoder = str(REPO_ROOT / "models" / "encoder-faceres.onnx")
+
+    t = sub.add_parser("train", help="train a CAFE head (or an ablation) on cached encoder features")
+    t.add_argument("--train", required=True, help="training set, layout:path (e.g. ferplus:/data/FER2013Train)")
+    t.add_argument("--valid", required=True, help="selection set, layout:path (never a test set)")
+    t.add_argument("--encoder", default=default_encoder, help="encoder ONNX with its manifest beside it")
+    t.add_argument("--out", required=True, help="run directory (last.pt, best.pt, log.jsonl)")
+    t.add_argument("--variant", choices=VARIANTS, default="cafe")
+    t.add_argument("--image-size", type=int, default=64, help="mask-network input size (paper: 224)")
+    t.add_argument("--epochs", type=int, default=60)
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--gamma", type=float, default=0.9, help="ExponentialLR factor per epoch")
+    t.add_argument("--w-sep", type=float, default=1.5, help="weight of the separation CE")
+    t.add_argument("--w-div", type=float, default=5.0, help="weight of the channel-diverse loss")
+    t.add_argument("--seed", type=int, default=3407)
+    t.add_argument("--soft-labels", action="store_true", help="FERPlus vote distributions as targets")
+    t.add_argument("--ferplus-protocol", choices=FERPLUS_PROTOCOLS, default="majority")
+    t.add_argument("--encoder-color", choices=("gray", "rgb"), default="gray")
+    t.add_argument("--no-mirror-features", action="store_true",
+                   help="cache only plain-image features; a flipped mask input then gets the plain feature")
+    t.add_argument("--threads", type=int, default=2)
+    t.add_argument("--resume", action="store_true", help="continue <out>/last.pt")
+    t.add_argument("--mask-checkpoint", help="MS-Celeb ResNet-18 state dict, loaded strictly")
+    t.add_argument("--cache-dir", help="feature cache (default <out>/../cache)")
+    t.add_argument("--limit", type=int, help="use only the first N training samples")
+    t.add_argument("--max-steps", type=int, help="steps per epoch cap (smoke runs)")
+    t.add_argument("--time-budget-min", type=float,
+                   help="wall-clock budget: no epoch is started that would (at the last epoch's pace) end past it")
+    t.add_argument("--eval-every", type=int, help="also evaluate/select on --valid every N steps")
+    t.add_argument("--init-fc", help="encoder-fc run's best.pt: start the FC from it (mask starts uniform)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    c = sub.add_parser("cache-features", help="compute and cache encoder features for datasets")
+    c.add_argument("sets", nargs="+", help="layout:path ...")
+    c.add_argument("--encoder", default=default_encoder)
+    c.add_argument("--cache-dir", required=True)
+    c.add_argument("--encoder-color", choices=("gray", "rgb"), default="gray")
+    c.add_argument("--ferplus-protocol", choices=FERPLUS_PROTOCOLS, default="majority")
+    c.add_argument("--plain-only", action="store_true", help="skip the mirrored images (selection/test sets)")
+    c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--batch-size", type=int, default=16)
+    c.set_defaults(func=_cache)
+
+    x = sub.add_parser("export-head", help="export a trained head to ONNX + manifest")
+    x.add_argument("checkpoint", help="best.pt from a run directory")
+    x.add_argument("--out", default=str(REPO_ROOT / "models" / "cafe-head.onnx"))
+    x.add_argument("--name", default="cafe-head")
+    x.add_argument("--valid", nargs="*", help="layout:path sets to measure from the exported ONNX into metrics")
+    x.set_defaults(func=_export)
+
+    e = sub.add_parser("evaluate", help="evaluate the exported ONNX models on test sets")
+    e.add_argument("--models", default=str(REPO_ROOT / "models"), help="folder with one head manifest and its encoder")
+    e.add_argument("--head", help="head manifest, when the folder holds several")
+    e.add_argument("sets", nargs="+", help="layout:path ... (ferplus, rafdb, affectnet, folder, csv)")
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--ferplus-protocol", choices=FERPLUS_PROTOCOLS, default="majority")
+    e.add_argument("--bgr", action="store_true", help="feed BGR images (reproduces the reference notebooks' bug)")
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=_evaluate)
+
+    b = sub.add_parser("bench", help="training img/s and feature-cache img/s")
+    b.add_argument("--encoder", default=default_encoder)
+    b.add_argument("--image-size", type=int, default=64)
+    b.add_argument("--threads", type=int, default=2)
+    b.add_argument("--steps", type=int, default=10)
+    b.set_defaults(func=_bench)
+
+    try:  # the encoder commands live in their own module (import-encoder, export-clip)
+        from . import encoder_cli
+    except ImportError:
+        encoder_cli = None
+    if encoder_cli is not None:
+        encoder_cli.register(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (DatasetError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"trainer {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
