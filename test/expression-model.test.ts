@@ -1,10 +1,12 @@
 // The model stage on the tiny fixture models in onnxruntime-node: batched runs, batch-size independence,
 // provider choice, and a model that does not load.
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import { loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
+import { missingGpuDevice } from '../src/model/onnx-runtime.js';
 import { sha256File } from '../src/model/manifest.js';
 import { EXPRESSIONS, type FaceCrop } from '../src/types.js';
 import { tinyModelsCopy, tinyModelsDir } from './fixtures/tiny-models.js';
@@ -112,5 +114,20 @@ describe('loadExpressionModel (tiny models)', () => {
     expect(e.message).toContain(encoder);
     expect(e.message.split('\n')).toHaveLength(1);
     rmSync(dir, { recursive: true });
+  });
+});
+
+describe('missingGpuDevice', () => {
+  it('skips GPU providers under auto when no GPU device node exists, and never skips cpu', () => {
+    const dev = mkdtempSync(join(tmpdir(), 'cafe-dev-'));
+    expect(missingGpuDevice('cpu', dev)).toBeUndefined();
+    expect(missingGpuDevice('webgpu', dev)).toMatch(/no GPU device/);
+    expect(missingGpuDevice('cuda', dev)).toMatch(/no NVIDIA device/);
+    mkdirSync(join(dev, 'dri'));
+    writeFileSync(join(dev, 'dri', 'renderD128'), '');
+    expect(missingGpuDevice('webgpu', dev)).toBeUndefined();
+    expect(missingGpuDevice('cuda', dev)).toMatch(/no NVIDIA device/);
+    writeFileSync(join(dev, 'nvidiactl'), '');
+    expect(missingGpuDevice('cuda', dev)).toBeUndefined();
   });
 });

@@ -4,6 +4,7 @@
 // ['webgpu', 'cpu'] does not fall back when the GPU provider fails to initialise (checked on this version), so
 // each provider gets its own attempt, and an attempt counts only if the caller's probe (a real run) succeeds.
 
+import { existsSync, readdirSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { ConfigError, errorLine } from '../errors.js';
 
@@ -68,6 +69,11 @@ export async function withProvider<T>(device: Device, attempt: (provider: Provid
   const order = providerOrder(device);
   const failed: ProviderAttempt[] = [];
   for (const provider of order) {
+    const absent = device === 'auto' ? missingGpuDevice(provider) : undefined;
+    if (absent !== undefined) {
+      failed.push({ provider, error: absent });
+      continue;
+    }
     try {
       return { provider, value: await attempt(provider), failed };
     } catch (err) {
@@ -88,3 +94,16 @@ function shortReason(err: unknown): string {
 }
 
 export { ort };
+
+/**
+ * Why `auto` need not try a GPU provider here, or undefined when it should. Probing WebGPU on a machine with no
+ * GPU costs ~0.75 s and makes Dawn print Vulkan warnings on stderr that no option silences, so `auto` first
+ * looks for the device nodes a GPU driver creates. An explicit `--device webgpu|cuda` always tries.
+ */
+export function missingGpuDevice(provider: Provider, dev = '/dev'): string | undefined {
+  if (provider === 'cpu') return undefined;
+  const nvidia = existsSync(`${dev}/nvidiactl`) || existsSync(`${dev}/nvidia0`);
+  if (provider === 'cuda') return nvidia ? undefined : `no NVIDIA device (${dev}/nvidia*)`;
+  const render = existsSync(`${dev}/dri`) && readdirSync(`${dev}/dri`).some((f) => f.startsWith('renderD'));
+  return nvidia || render ? undefined : `no GPU device (${dev}/dri/renderD*, ${dev}/nvidia*)`;
+}
