@@ -7,9 +7,7 @@
 //                 at this video's faces per frame)
 //   end-to-end    runPipeline with a sink that discards events                         frames/s
 // and end-to-end ÷ the slowest stage (in frames/s): how much of the slowest stage's speed the pipeline keeps.
-// Default video: d0.mp4 from the shared data (CAFE_SHARED). Default models: models/ if it has a head, else the
-// tiny test models (.cache/tiny-models) — the figures say which.
-import { existsSync, readdirSync } from 'node:fs';
+// Default video: d0.mp4 from the shared data (CAFE_SHARED). Default models: the shipped ones in models/.
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,10 +44,9 @@ function parseCli(argv: string[]): Args {
     },
   });
   const root = resolve(import.meta.dirname, '..');
-  const hasHead = (d: string): boolean => existsSync(d) && readdirSync(d).some((f) => f.startsWith('head') && f.endsWith('.onnx.json'));
   return {
     video: positionals[0] ?? sharedPath('data', 'videos', 'd0.mp4'),
-    models: values.models ?? (hasHead(join(root, 'models')) ? join(root, 'models') : join(root, '.cache', 'tiny-models')),
+    models: values.models ?? join(root, 'models'),
     device: values.device as Args['device'],
     batchSize: Number(values['batch-size']),
     maxFrames: Number(values.frames),
