@@ -25,7 +25,7 @@ def load_head(checkpoint: Path) -> tuple[CafeHead, dict]:
         raise FileNotFoundError(f"{checkpoint}: head checkpoint not found")
     ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     meta = ck["meta"]
-    model = CafeHead(meta["feature_dim"], meta["variant"])
+    model = CafeHead.from_meta(meta)
     model.load_state_dict(ck["model"])
     return model.eval(), {**meta, "valid_accuracy": ck.get("valid_accuracy"), "epoch": ck.get("epoch")}
 
@@ -65,10 +65,13 @@ def export_head(cfg: ExportConfig) -> dict:
     extra = {
         "encoder": {"file": enc["file"], "sha256": enc["sha256"], "color": enc["color"]},
         "variant": meta["variant"],
+        "mask_source": model.mask_source,
+        "standardised_features": model.standardised,
         "training": {"epoch": meta["epoch"], "valid_accuracy_pytorch": meta["valid_accuracy"],
                      "train": meta["config"]["train"], "valid": meta["config"]["valid"]},
     }
-    source = (f"trained by cafe-stream's trainer (variant {meta['variant']}, mask input {meta['image_size']}px, "
+    source = (f"trained by cafe-stream's trainer (variant {meta['variant']}, mask from {model.mask_source}, "
+              f"mask input {meta['image_size']}px, "
               f"encoder {enc['file']}); see models/MODEL_CARD.md")
     manifest = write_manifest(out, "head", cfg.name, source, inputs, output, extra)
     result = {"onnx": str(out), "manifest": str(manifest), "parity_max_abs_diff": diff}

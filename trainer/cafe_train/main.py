@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from cafe_models.cafe import VARIANTS
+from cafe_models.cafe import MASK_SOURCES, VARIANTS
 from cafe_models.datasets import FERPLUS_PROTOCOLS, DatasetError
 
 from .params import CacheConfig, EvalConfig, ExportConfig, TrainConfig
@@ -28,7 +28,8 @@ def _train(a: argparse.Namespace) -> int:
         mask_checkpoint=Path(a.mask_checkpoint) if a.mask_checkpoint else None,
         cache_dir=Path(a.cache_dir) if a.cache_dir else None, limit=a.limit, max_steps=a.max_steps,
         time_budget_min=a.time_budget_min, eval_every=a.eval_every,
-        init_fc=Path(a.init_fc) if a.init_fc else None, progress=not a.no_progress)
+        init_fc=Path(a.init_fc) if a.init_fc else None, init_from=Path(a.init_from) if a.init_from else None,
+        mask_source=a.mask_source, standardise_features=not a.no_standardise, progress=not a.no_progress)
     print(json.dumps(train(cfg), indent=2))
     return 0
 
@@ -113,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wall-clock budget: no epoch is started that would (at the last epoch's pace) end past it")
     t.add_argument("--eval-every", type=int, help="also evaluate/select on --valid every N steps")
     t.add_argument("--init-fc", help="encoder-fc run's best.pt: start the FC from it (mask starts uniform)")
+    t.add_argument("--init-from", help="a run of the same variant's best.pt: warm start (new mask branches at zero)")
+    t.add_argument("--mask-source", choices=MASK_SOURCES, default="image",
+                   help="mask logits from the image (paper), the encoder features, or both (cafe variants)")
+    t.add_argument("--no-standardise", action="store_true",
+                   help="feed the encoder features raw instead of standardised with the training set's mean/std")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cafe_models.cafe import VARIANTS
+from cafe_models.cafe import MASK_SOURCES, VARIANTS
 from cafe_models.datasets import FERPLUS_PROTOCOLS
 
 
@@ -40,6 +40,9 @@ class TrainConfig:
     checkpoint_every: int = 200     # steps between mid-epoch checkpoints
     eval_every: int | None = None   # steps between extra validation/selection points inside an epoch
     init_fc: Path | None = None     # encoder-fc checkpoint to start a cafe variant's FC from
+    init_from: Path | None = None   # a run of the same variant to warm-start from (new mask branches at zero)
+    mask_source: str = "image"      # mask logits from the image (paper), the encoder features, or both
+    standardise_features: bool = True  # per-channel train mean/std on the encoder feature, inside the head
     progress: bool = True
 
     def validate(self) -> "TrainConfig":
@@ -62,6 +65,14 @@ class TrainConfig:
             raise FileNotFoundError(f"{self.mask_checkpoint}: mask checkpoint not found")
         if self.init_fc is not None and not Path(self.init_fc).is_file():
             raise FileNotFoundError(f"{self.init_fc}: --init-fc checkpoint not found")
+        if self.init_from is not None and not Path(self.init_from).is_file():
+            raise FileNotFoundError(f"{self.init_from}: --init-from checkpoint not found")
+        if self.init_fc is not None and self.init_from is not None:
+            raise ValueError("--init-fc and --init-from exclude each other")
+        if self.mask_source not in MASK_SOURCES:
+            raise ValueError(f"--mask-source must be one of {', '.join(MASK_SOURCES)}")
+        if self.mask_source != "image" and not self.variant.startswith("cafe"):
+            raise ValueError(f"--mask-source {self.mask_source} applies to the cafe variants, not {self.variant}")
         if self.cache_dir is None:
             self.cache_dir = Path(self.out).parent / "cache"
         return self

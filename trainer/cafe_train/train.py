@@ -77,15 +77,37 @@ def evaluate_torch(model: CafeHead, data: Data, image_size: int, batch_size: int
     return {"accuracy": float((pred == data.labels).float().mean())}
 
 
-def build_model(cfg: TrainConfig, feature_dim: int) -> CafeHead:
-    model = CafeHead(feature_dim, cfg.variant)
+def build_model(cfg: TrainConfig, feature_dim: int, train_features: torch.Tensor | None = None) -> CafeHead:
+    model = CafeHead(feature_dim, cfg.variant, mask_source=cfg.mask_source, standardised=cfg.standardise_features)
+    if model.standardised:
+        if train_features is None:
+            raise ValueError("standardised features need the training set's features")
+        model.set_feature_stats(train_features)
     if cfg.mask_checkpoint is not None:
-        if not model.uses_image:
-            raise ValueError(f"--mask-checkpoint has no mask network to load into (variant {cfg.variant})")
+        if not hasattr(model, "mask"):
+            raise ValueError(f"--mask-checkpoint has no mask network to load into (variant {cfg.variant}, "
+                             f"mask source {cfg.mask_source})")
         model.mask.load_msceleb(cfg.mask_checkpoint)
     if cfg.init_fc is not None:
         init_fc_from_encoder_fc(model, cfg.init_fc)
+    if cfg.init_from is not None:
+        init_from_run(model, cfg.init_from)
     return model
+
+
+@torch.no_grad()
+def _silence_mask(model: CafeHead) -> None:
+    """Zero every layer that produces mask logits: M = 0, so sigmoid(M) = 0.5 (M = 1 without the sigmoid)."""
+    layers = [getattr(model, n) for n in ("proj", "feature_mask") if hasattr(model, n)]
+    for layer in layers:
+        layer.weight.zero_()
+        layer.bias.zero_()
+    if model.variant == "cafe-nosigmoid":
+        layers[0].bias.fill_(1.0)
+
+
+def _load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 @torch.no_grad()
@@ -95,19 +117,48 @@ def init_fc_from_encoder_fc(model: CafeHead, checkpoint: Path) -> None:
     predicts exactly what the encoder + FC head predicts. The mask network then learns to modulate it."""
     if not model.variant.startswith("cafe"):
         raise ValueError(f"--init-fc applies to the cafe variants, not {model.variant}")
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    ck = _load_checkpoint(checkpoint)
     if ck["meta"]["variant"] != "encoder-fc" or ck["meta"]["feature_dim"] != model.feature_dim:
         raise ValueError(f"{checkpoint}: --init-fc needs an encoder-fc checkpoint with feature dim "
                          f"{model.feature_dim}")
-    model.proj.weight.zero_()
-    if model.variant == "cafe-nosigmoid":
-        model.proj.bias.fill_(1.0)
-        scale = 1.0
-    else:
-        model.proj.bias.zero_()
-        scale = 2.0  # undo sigmoid(0) = 0.5
+    if ck["meta"].get("standardised", False) != model.standardised:
+        raise ValueError(f"{checkpoint}: --init-fc needs a checkpoint with the same feature standardisation")
+    _silence_mask(model)
+    scale = 1.0 if model.variant == "cafe-nosigmoid" else 2.0  # undo sigmoid(0) = 0.5
     model.fc.weight.copy_(ck["model"]["fc.weight"] * scale)
     model.fc.bias.copy_(ck["model"]["fc.bias"])
+    if model.standardised:
+        model.feature_mean.copy_(ck["model"]["feature_mean"])
+        model.feature_std.copy_(ck["model"]["feature_std"])
+
+
+@torch.no_grad()
+def init_from_run(model: CafeHead, checkpoint: Path) -> dict[str, list[str]]:
+    """Warm start from another run of the same variant (e.g. mask source "features" -> "both"): every tensor
+    whose name and shape match is copied; a mask branch the source lacks starts at zero, so the starting
+    model predicts exactly what the source predicts; anything else keeps its fresh init."""
+    ck = _load_checkpoint(checkpoint)
+    meta = ck["meta"]
+    if (meta["variant"], meta["feature_dim"], meta.get("standardised", False)) != \
+            (model.variant, model.feature_dim, model.standardised):
+        raise ValueError(f"{checkpoint}: --init-from needs a {model.variant} run with feature dim "
+                         f"{model.feature_dim} and standardised={model.standardised}; it holds {meta['variant']}, "
+                         f"{meta['feature_dim']}, {meta.get('standardised', False)}")
+    source, target = ck["model"], model.state_dict()
+    copied = [k for k, v in target.items() if k in source and source[k].shape == v.shape]
+    for k in copied:
+        target[k].copy_(source[k])
+    silenced = []
+    for branch in ("proj", "feature_mask"):
+        if hasattr(model, branch) and not any(k.startswith(branch + ".") for k in source):
+            layer = getattr(model, branch)
+            layer.weight.zero_()
+            layer.bias.zero_()
+            silenced.append(branch)
+    fresh = [k for k in target if k not in copied and k.split(".")[0] not in silenced]
+    print(f"init from {checkpoint}: {len(copied)} tensors copied, new mask branches at zero: {silenced or 'none'}, "
+          f"fresh init: {len(fresh)} tensors")
+    return {"copied": copied, "silenced": silenced, "fresh": fresh}
 
 
 def _save(path: Path, obj: dict) -> None:
@@ -130,11 +181,11 @@ def train(cfg: TrainConfig) -> dict:
     dim = train_data.plain.shape[1]
     print(f"train {len(train_data)} {train_data.faceset.class_counts()}\nvalid {len(valid_data)}; feature dim {dim}")
 
-    model = build_model(cfg, dim)
+    model = build_model(cfg, dim, train_data.plain)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
     encoder_info = {"file": enc.path.name, "sha256": enc.sha256, "color": cfg.encoder_color}
-    meta = {"variant": cfg.variant, "feature_dim": dim, "image_size": cfg.image_size, "encoder": encoder_info,
+    meta = {**model.describe(), "feature_dim": dim, "image_size": cfg.image_size, "encoder": encoder_info,
             "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}}
     state = {"epoch": 0, "step": 0, "best_acc": -1.0, "best_epoch": -1, "elapsed": 0.0}
 

@@ -86,3 +86,31 @@ def test_encoder_fc_variant_trains_and_exports(tmp_path):
                  "--batch-size", "8", "--no-mirror-features", "--no-progress", "--time-budget-min", "0"]) == 0
     log = _lines(cafe / "log.jsonl")
     assert len(log) == 1 and log[0]["partial"] and log[0]["epoch"] == 0.25
+
+
+def test_two_stage_feature_mask_recipe(tmp_path, capsys):
+    """The shipped recipe: a features-only mask run, then the image branch added with --init-from."""
+    models = tmp_path / "models"
+    encoder = make_tiny_encoder(models)
+    train_dir = make_ferplus(tmp_path / "T", per_class=4, seed=1)
+    common = ["train", "--train", f"ferplus:{train_dir}", "--valid", f"ferplus:{train_dir}", "--encoder",
+              str(encoder), "--image-size", "32", "--batch-size", "8", "--no-mirror-features", "--no-progress"]
+    fmask, both = tmp_path / "fmask", tmp_path / "both"
+    assert main([*common, "--out", str(fmask), "--mask-source", "features", "--epochs", "2"]) == 0
+    assert main(["export-head", str(fmask / "best.pt"), "--out", str(models / "f.onnx")]) == 0
+    manifest = json.loads((models / "f.onnx.json").read_text())
+    assert (manifest["mask_source"], manifest["standardised_features"]) == ("features", True)
+
+    capsys.readouterr()
+    assert main([*common, "--out", str(both), "--mask-source", "both", "--epochs", "1",
+                 "--init-from", str(fmask / "best.pt")]) == 0
+    assert "new mask branches at zero: ['proj']" in capsys.readouterr().out
+    assert main(["export-head", str(both / "best.pt"), "--out", str(models / "b.onnx")]) == 0
+    assert json.loads((models / "b.onnx.json").read_text())["mask_source"] == "both"
+
+    # a warm start from a run of another variant, or a mask source the variant has no use for, is refused
+    assert main([*common, "--out", str(tmp_path / "x"), "--variant", "cafe-nosep", "--mask-source", "both",
+                 "--init-from", str(fmask / "best.pt")]) == 2
+    assert "--init-from needs a cafe-nosep run" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "y"), "--variant", "resnet", "--mask-source", "features"]) == 2
+    assert "applies to the cafe variants" in capsys.readouterr().err

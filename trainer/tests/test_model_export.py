@@ -108,3 +108,60 @@ def test_init_fc_starts_cafe_exactly_at_the_encoder_fc_prediction(tmp_path, vari
         torch.testing.assert_close(cafe(image, feats)[0], base(image, feats)[0])
     with pytest.raises(ValueError, match="cafe variants"):
         init_fc_from_encoder_fc(CafeHead(14, "resnet"), path)
+
+
+def _standardised_head(variant: str, mask_source: str) -> CafeHead:
+    m = CafeHead(14, variant, mask_source=mask_source, standardised=True)
+    m.set_feature_stats(torch.rand(50, 14) * torch.linspace(0.1, 3, 14))
+    return m.eval()
+
+
+@pytest.mark.parametrize("mask_source", ["features", "both"])
+def test_feature_mask_sources_export_with_their_standardisation(tmp_path, mask_source):
+    torch.manual_seed(0)
+    model = _standardised_head("cafe", mask_source)
+    out = tmp_path / f"{mask_source}.onnx"
+    assert export_onnx(model, 32, out) < 1e-4
+    image, feats = torch.randn(4, 3, 32, 32), torch.rand(4, 14)
+    got = open_session(out, 1).run(None, {"image": image.numpy(), "features": feats.numpy()})[0]
+    with torch.no_grad():
+        z = (feats - model.feature_mean) / model.feature_std
+        m = model.feature_mask(z) + (model.proj(model.mask(image)) if mask_source == "both" else 0)
+        expected = torch.softmax(model.fc(z * torch.sigmoid(m)), 1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)  # the stats travel inside the graph
+    assert model.uses_image == (mask_source == "both")
+    assert hasattr(model, "mask") == (mask_source == "both")
+
+
+def test_mask_source_applies_only_to_cafe_variants():
+    with pytest.raises(ValueError, match="cafe variants"):
+        CafeHead(14, "encoder-fc", mask_source="features")
+    with pytest.raises(ValueError, match="unknown mask source"):
+        CafeHead(14, "cafe", mask_source="pixels")
+
+
+def test_old_checkpoint_meta_builds_the_paper_head():
+    m = CafeHead.from_meta({"feature_dim": 14, "variant": "cafe"})
+    assert (m.mask_source, m.standardised) == ("image", False)
+    assert "feature_mean" not in m.state_dict()
+
+
+def test_init_from_a_features_run_starts_both_exactly_at_its_prediction(tmp_path):
+    from cafe_train.train import init_from_run
+
+    torch.manual_seed(0)
+    source = _standardised_head("cafe", "features")
+    with torch.no_grad():
+        source.fc.weight.normal_()
+    path = tmp_path / "features.pt"
+    torch.save({"model": source.state_dict(), "meta": {**source.describe(), "feature_dim": 14}}, path)
+    both = CafeHead(14, "cafe", mask_source="both", standardised=True).eval()
+    report = init_from_run(both, path)
+    assert report["silenced"] == ["proj"] and any(k.startswith("mask.") for k in report["fresh"])
+    image, feats = torch.randn(3, 3, 32, 32), torch.rand(3, 14)
+    with torch.no_grad():
+        torch.testing.assert_close(both(image, feats)[0], source(image, feats)[0])
+        assert not torch.allclose(both(image, feats)[0], CafeHead(14, "cafe", mask_source="both",
+                                                                   standardised=True).eval()(image, feats)[0])
+    with pytest.raises(ValueError, match="standardised"):
+        init_from_run(CafeHead(14, "cafe", mask_source="both"), path)
