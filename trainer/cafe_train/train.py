@@ -95,13 +95,20 @@ def build_model(cfg: TrainConfig, feature_dim: int, train_features: torch.Tensor
     return model
 
 
+MASK_BRANCHES = ("proj", "feature_mask")  # the layers whose outputs sum to the mask logits M
+
+
+def _zero(layer: torch.nn.Linear) -> None:
+    layer.weight.zero_()
+    layer.bias.zero_()
+
+
 @torch.no_grad()
 def _silence_mask(model: CafeHead) -> None:
     """Zero every layer that produces mask logits: M = 0, so sigmoid(M) = 0.5 (M = 1 without the sigmoid)."""
-    layers = [getattr(model, n) for n in ("proj", "feature_mask") if hasattr(model, n)]
+    layers = [getattr(model, n) for n in MASK_BRANCHES if hasattr(model, n)]
     for layer in layers:
-        layer.weight.zero_()
-        layer.bias.zero_()
+        _zero(layer)
     if model.variant == "cafe-nosigmoid":
         layers[0].bias.fill_(1.0)
 
@@ -149,11 +156,9 @@ def init_from_run(model: CafeHead, checkpoint: Path) -> dict[str, list[str]]:
     for k in copied:
         target[k].copy_(source[k])
     silenced = []
-    for branch in ("proj", "feature_mask"):
+    for branch in MASK_BRANCHES:
         if hasattr(model, branch) and not any(k.startswith(branch + ".") for k in source):
-            layer = getattr(model, branch)
-            layer.weight.zero_()
-            layer.bias.zero_()
+            _zero(getattr(model, branch))
             silenced.append(branch)
     fresh = [k for k in target if k not in copied and k.split(".")[0] not in silenced]
     print(f"init from {checkpoint}: {len(copied)} tensors copied, new mask branches at zero: {silenced or 'none'}, "
