@@ -18,7 +18,7 @@ from .features import encode, open_encoder
 
 
 def bench(encoder: Path, image_size: int = 64, threads: int = 2, steps: int = 10, batch_size: int = 32,
-          encoder_images: int = 64) -> dict:
+          encoder_images: int = 64, mask_source: str = "image") -> dict:
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
     enc = open_encoder(encoder, "gray", threads)
@@ -30,7 +30,7 @@ def bench(encoder: Path, image_size: int = 64, threads: int = 2, steps: int = 10
     cache_rate = len(crops) / (time.perf_counter() - t)
 
     dim = feats.shape[1]
-    model = CafeHead(dim, "cafe").train()
+    model = CafeHead(dim, "cafe", mask_source=mask_source, standardised=True).train()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, weight_decay=1e-4)
     augment = TrainAugment(image_size)
     images = torch.from_numpy(rng.integers(0, 256, (batch_size, 48, 48), dtype=np.uint8))
@@ -48,6 +48,6 @@ def bench(encoder: Path, image_size: int = 64, threads: int = 2, steps: int = 10
         loss.backward()
         opt.step()
     train_rate = timed * batch_size / (time.perf_counter() - t)
-    return {"threads": threads, "image_size": image_size, "batch_size": batch_size,
+    return {"threads": threads, "image_size": image_size, "batch_size": batch_size, "mask_source": mask_source,
             "train_img_per_s": round(train_rate, 1), "feature_cache_img_per_s": round(cache_rate, 1),
             "encoder": str(encoder)}

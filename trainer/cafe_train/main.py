@@ -75,7 +75,7 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _bench(a: argparse.Namespace) -> int:
     from .bench import bench
 
-    print(json.dumps(bench(Path(a.encoder), a.image_size, a.threads, a.steps), indent=2))
+    print(json.dumps(bench(Path(a.encoder), a.image_size, a.threads, a.steps, mask_source=a.mask_source), indent=2))
     return 0
 
 
@@ -156,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--image-size", type=int, default=64)
     b.add_argument("--threads", type=int, default=2)
     b.add_argument("--steps", type=int, default=10)
+    b.add_argument("--mask-source", choices=MASK_SOURCES, default="image",
+                   help="which CAFE head to time (the shipped one is both)")
     b.set_defaults(func=_bench)
 
     try:  # the encoder commands live in their own module (import-encoder, export-clip)
