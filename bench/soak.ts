@@ -18,7 +18,7 @@ import { parseStreamConfig } from '../src/config.js';
 import { LiveMetrics } from '../src/http/metrics.js';
 import { loadFaceDetector } from '../src/model/face-detector.js';
 import { loadExpressionModel } from '../src/model/expression-model.js';
-import { LiveRunner } from '../src/pipeline/live-runner.js';
+import { LiveRunner } from '../src/live/live-runner.js';
 import type { Sink, SinkStats, TimelineEvent } from '../src/types.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');

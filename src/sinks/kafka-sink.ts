@@ -13,7 +13,7 @@
 // See docs/sinks.md.
 import { Kafka, Partitioners, logLevel, type Producer, type Message } from 'kafkajs';
 import { ConfigError, SinkError, errorLine } from '../errors.js';
-import { createLogger } from '../http/log.js';
+import { createLogger } from '../log.js';
 import type { SinkLog } from './sink-log.js';
 import { backoffDelay } from '../retry.js';
 import { EVENT_SCHEMA_VERSION, type Sink, type SinkStats, type TimelineEvent } from '../types.js';

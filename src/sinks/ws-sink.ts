@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, WebSocket, type RawData } from 'ws';
 import { ConfigError, SinkError, errorLine } from '../errors.js';
-import { createLogger } from '../http/log.js';
+import { createLogger } from '../log.js';
 import type { SinkLog } from './sink-log.js';
 import { EVENT_SCHEMA_VERSION, type Sink, type SinkStats, type TimelineEvent, type TimelineEventType } from '../types.js';
 

@@ -10,10 +10,10 @@ import type { StreamControl, StreamView } from '../http/server.js';
 import { createRtspSource, redactUrl, type RtspBackoff, type RtspSource, type SourceStatus } from '../ingest/rtsp-source.js';
 import { parseStreamConfig, type StreamConfig } from '../config.js';
 import type { Sink, StreamOfflineEvent, StreamOnlineEvent, TimelineEvent } from '../types.js';
-import { eventBase } from './events.js';
-import type { PipelineOptionsInput } from './options.js';
-import type { DetectorPort, ExpressionModelPort } from './ports.js';
-import { createPipeline, type Pipeline, type StreamResult } from './run.js';
+import { eventBase } from '../pipeline/events.js';
+import type { PipelineOptionsInput } from '../pipeline/options.js';
+import type { DetectorPort, ExpressionModelPort } from '../pipeline/ports.js';
+import { createPipeline, type Pipeline, type StreamResult } from '../pipeline/run.js';
 
 export interface LiveRunnerParams {
   detector: DetectorPort;
