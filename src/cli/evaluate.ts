@@ -1,0 +1,179 @@
+// `cafe-stream evaluate <layout:path>...`: scores labelled image sets through the product's own path
+// (detector → largest face → crop → expression model) and prints, per set: accuracy, macro recall, per-class
+// recall, the confusion matrix and faces not found. `--json` for machines, `--save-crops` for the trainer.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { errorLine } from '../errors.js';
+import { type Dataset, loadDataset, spreadLimit } from '../eval/datasets.js';
+import { CropExporter } from '../eval/crop-export.js';
+import { type CropClassifier, type SetResult, evaluateSet } from '../eval/evaluate-set.js';
+import { formatDomain } from '../eval/metrics.js';
+import { type FaceDetector, loadFaceDetector } from '../model/face-detector.js';
+import { type ExpressionModel, loadExpressionModel } from '../model/expression-model.js';
+import { resolvePipelineOptions } from '../pipeline/options.js';
+import { exitCodeFor } from './exit-codes.js';
+import { defaultModelsDir } from './paths.js';
+
+export interface EvaluateOptions {
+  models: string;
+  device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  detector: 'short' | 'full';
+  tile?: boolean;
+  asCrops?: boolean;
+  limit?: number;
+  saveCrops?: string;
+  json?: boolean;
+  batchSize: number;
+  quiet?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('evaluate')
+    .description('score labelled image sets through the product path (detector, crop, expression model): accuracy, recall, confusion')
+    .argument('<sets...>', 'labelled sets as [name=]layout:path (layouts: taiwanese, csv, folder, ferplus)')
+    .option('--models <dir>', 'folder with the encoder and head .onnx files and their manifests', defaultModelsDir())
+    .addOption(new Option('--device <device>', 'where the expression models run').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
+    .addOption(new Option('--detector <model>', "face detector, as for analyze: 'full' or 'short'").choices(['short', 'full']).default('full'))
+    .option('--tile', 'also detect on a 2x2 grid of tiles, as for analyze')
+    .option('--as-crops', 'the images are face crops already: no detector, the whole image is the crop')
+    .option('--limit <n>', 'score at most n images per set, spread evenly over the set (quick runs)', positiveInteger)
+    .option('--save-crops <dir>', 'write every crop the model sees as PNG plus dir/crops.csv (framing) and dir/not-found.csv')
+    .option('--json', 'print the metrics as one JSON object on stdout (the table goes to stderr)')
+    .option('--batch-size <n>', 'crops per model call', positiveInteger, 32)
+    .option('-q, --quiet', 'no progress lines and no table on stderr (errors still print)')
+    .addHelpText(
+      'after',
+      `
+Layouts:
+  taiwanese:DIR   uncropped photos; label = 5th character of the file name (a neutral, b happiness,
+                  c sadness, d anger, e disgust, f fear, g surprise; 0 = unlabelled, skipped);
+                  group = performer (first two characters)
+  csv:FILE        rows path,label (optional header); label = class name or index 0-6 in the order
+                  surprise, fear, disgust, happiness, sadness, anger, neutral; paths relative to the
+                  csv's folder; group = file stem before its last '_' (buaa-55_24.jpg -> buaa-55)
+  folder:DIR      DIR/<class name>/** images (happy/, sad/, ... synonyms accepted)
+  ferplus:DIR     DIR/label.csv votes; majority label, ties for the top and contempt/unknown/NF
+                  winners dropped (the trainer's 'majority' protocol); 48x48 crops: no detector
+  name=layout:DIR names the set's domain in tables, JSON and crop folders.
+
+Uncropped photos go through exactly what analyze does to a frame: the same detector and options, the
+crop of pipeline/crop.ts (square, 1.3 x the longer box side, edge-replicated, resized to the model's
+crop size). When a photo shows several faces, the largest is scored. A photo without a face counts
+in "faces not found" and as an error in "all images" accuracy; "accuracy" is on found faces.
+
+--save-crops writes face images to disk (only when asked): DIR/<domain>/<image>.png and DIR/crops.csv
+with crop, label, domain, group, source, box_x, box_y, box_w, box_h (detector box, source pixels),
+crop_x, crop_y, crop_side (the square cut from the source), right_eye_x, right_eye_y, left_eye_x,
+left_eye_y (detector keypoints), predicted, p_<class>.
+
+Examples:
+  cafe-stream evaluate taiwanese:../shared/data/taiwanese/faces_256x256 csv:../shared/data/buaa-nir/labels.csv
+  cafe-stream evaluate ferplus:../shared/data/ferplus/FER2013Valid --json > valid.json
+  cafe-stream evaluate folder:photos --limit 50 --save-crops runs/crops/photos
+
+Exit codes: 0 ok, 2 bad usage or set, 6 model did not load, 7 detection/inference failed.`,
+    )
+    .action(async (sets: string[], opts: EvaluateOptions) => {
+      process.exitCode = await evaluate(sets, opts);
+    });
+}
+
+export interface DomainReport extends Omit<SetResult, 'metrics'> {
+  domain: string;
+  spec: string;
+  layout: string;
+  crops: boolean;
+  metrics: SetResult['metrics'];
+}
+
+export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<number> {
+  const info = (line: string): void => {
+    if (!opts.quiet) process.stderr.write(`cafe-stream: ${line}\n`);
+  };
+  const fail = (err: unknown): number => {
+    process.stderr.write(`cafe-stream: error: ${errorLine(err)}\n`);
+    return exitCodeFor(err);
+  };
+
+  let datasets: Dataset[];
+  let cropScale: number;
+  try {
+    datasets = specs.map((s) => {
+      const d = loadDataset(s, opts.asCrops ? { asCrops: true } : {});
+      return { ...d, samples: spreadLimit(d.samples, opts.limit) };
+    });
+    cropScale = resolvePipelineOptions().crop.scale;
+  } catch (err) {
+    return fail(err);
+  }
+
+  let detector: FaceDetector | undefined;
+  let model: ExpressionModel | undefined;
+  let exporter: CropExporter | undefined;
+  try {
+    const needDetector = datasets.some((d) => !d.crops);
+    [detector, model] = await Promise.all([
+      needDetector ? loadFaceDetector({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }) : Promise.resolve(undefined),
+      loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }),
+    ]);
+    const m = model;
+    const classifier: CropClassifier = {
+      name: 'cafe-stream',
+      classify: (crops) => m.infer(crops.map((c) => ({ streamId: 'evaluate', frameId: 0, pts: 0, trackId: '', box: { x: 0, y: 0, width: 0, height: 0 }, size: c.size, rgb: Buffer.from(c.rgb.buffer, c.rgb.byteOffset, c.rgb.byteLength) }))),
+      close: () => m.close(),
+    };
+    if (opts.saveCrops !== undefined) {
+      exporter = new CropExporter(opts.saveCrops);
+      info(`writing face crops to ${opts.saveCrops} (--save-crops)`);
+    }
+    const reports: DomainReport[] = [];
+    for (const d of datasets) {
+      info(`${d.domain}: ${d.samples.length} labelled images (${d.crops ? 'face crops, no detector' : `detector ${detector!.name}`}; crop ${model.cropSize} px)`);
+      const started = performance.now();
+      const ex = exporter;
+      const result = await evaluateSet({
+        dataset: d,
+        ...(detector ? { detector } : {}),
+        classifier,
+        cropSize: model.cropSize,
+        cropScale,
+        batchSize: opts.batchSize,
+        ...(ex ? { onCrop: (r) => ex.write(r), onNotFound: (s, reason) => ex.notFound(s, d.domain, reason) } : {}),
+        onProgress: (done, total) => {
+          if (done % 200 === 0 && done < total) info(`${d.domain}: ${done}/${total}`);
+        },
+      });
+      for (const u of result.unreadable.slice(0, 5)) info(`${d.domain}: unreadable ${u.source}: ${u.reason}`);
+      info(`${d.domain}: done in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      reports.push({ domain: d.domain, spec: d.spec, layout: d.layout, crops: d.crops, ...result });
+    }
+    const table = reports.map((r) => formatDomain(r.domain, r.metrics)).join('\n');
+    if (opts.json) {
+      if (!opts.quiet) process.stderr.write(table);
+      const out = {
+        classifier: classifier.name,
+        models: opts.models,
+        detector: detector?.name ?? null,
+        cropSize: model.cropSize,
+        cropScale,
+        domains: reports.map((r) => ({ domain: r.domain, spec: r.spec, layout: r.layout, crops: r.crops, noFace: r.noFace, unreadable: r.unreadable, ...r.metrics })),
+      };
+      process.stdout.write(JSON.stringify(out) + '\n');
+    } else {
+      process.stdout.write(table);
+    }
+    return 0;
+  } catch (err) {
+    return fail(err);
+  } finally {
+    await exporter?.close().catch(() => undefined);
+    detector?.close();
+    await model?.close();
+  }
+}
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
