@@ -3,16 +3,19 @@
 // source, which waits for its frames to be released.
 import { type OperatorFunction, concatMap } from 'rxjs';
 import { CafeStreamError, errorLine } from '../errors.js';
-import type { DetectedFrame, Frame } from '../types.js';
+import type { DetectedFrame, Detection, Frame } from '../types.js';
 import type { DetectorPort } from './ports.js';
 
 export function detect(detector: DetectorPort): OperatorFunction<Frame, DetectedFrame> {
-  return concatMap(async (frame) => {
-    try {
-      return { frame, detections: await detector.detect(frame) };
-    } catch (err) {
-      if (err instanceof CafeStreamError) throw err;
-      throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on frame ${frame.frameId}: ${errorLine(err)}`, { cause: err });
-    }
-  });
+  return concatMap(async (frame) => ({ frame, detections: await detectOne(detector, frame) }));
+}
+
+/** One detector call; a failure becomes a CafeStreamError naming the frame. */
+export async function detectOne(detector: DetectorPort, frame: Frame): Promise<Detection[]> {
+  try {
+    return await detector.detect(frame);
+  } catch (err) {
+    if (err instanceof CafeStreamError) throw err;
+    throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on frame ${frame.frameId}: ${errorLine(err)}`, { cause: err });
+  }
 }

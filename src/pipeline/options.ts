@@ -16,6 +16,15 @@ export const trackerOptionsSchema = z
   })
   .strict();
 
+export const detectionOptionsSchema = z
+  .object({
+    interval: z.number().int().min(1).max(60).default(1).describe('run the detector on every N-th frame; the tracker carries the boxes in between'),
+    maxDrift: z.number().min(0).default(0.2).describe('detect early once a carried box has moved this many face sizes from its last detection'),
+    motionLevel: z.number().min(0).max(255).default(14).describe('a cell of the motion grid changed if its mean grey level moved by more than this'),
+    motionShare: z.number().min(0).max(1).default(0.01).describe('detect early when this share of the grid cells outside the faces changed (a face may have entered)'),
+  })
+  .strict();
+
 export const smoothingOptionsSchema = z
   .object({
     tauSeconds: z.number().positive().default(0.15).describe('EMA time constant of the probabilities'),
@@ -47,6 +56,7 @@ export const batchOptionsSchema = z
 export const pipelineOptionsSchema = z
   .object({
     tracker: trackerOptionsSchema.default({}),
+    detection: detectionOptionsSchema.default({}),
     smoothing: smoothingOptionsSchema.default({}),
     timeline: timelineOptionsSchema.default({}),
     crop: cropOptionsSchema.default({}),
@@ -55,6 +65,7 @@ export const pipelineOptionsSchema = z
   .strict();
 
 export type TrackerOptions = z.infer<typeof trackerOptionsSchema>;
+export type DetectionOptions = z.infer<typeof detectionOptionsSchema>;
 export type SmoothingOptions = z.infer<typeof smoothingOptionsSchema>;
 export type TimelineOptions = z.infer<typeof timelineOptionsSchema>;
 export type CropOptions = z.infer<typeof cropOptionsSchema>;

@@ -31,11 +31,24 @@ interface Track {
   vy: number;
   lastSeen: number;
   hits: number;
+  /** the latest detection's score (reported again on carried frames). */
+  score: number;
+  /** matched by the latest detections: only these are carried between detections. */
+  visible: boolean;
 }
 
 export interface TrackerUpdate {
   faces: TrackedFace[];
   ended: EndedTrack[];
+}
+
+export interface CarriedFaces {
+  /** visible confirmed tracks at their predicted boxes, clipped to the frame. */
+  faces: TrackedFace[];
+  /** largest predicted move since a track's last detection, in face sizes: how stale the carried boxes are. */
+  drift: number;
+  /** a carried box is mostly outside the frame (a face leaving): only a detection can tell. */
+  leaving: boolean;
 }
 
 /** The tracker core: pure, one per stream, fed frames in pts order. */
@@ -75,6 +88,7 @@ export class FaceTracker {
         track = this.#tracks[ti]!;
         this.#correct(track, det.box, pts);
       }
+      track.score = det.score;
       seen.add(track);
       let isNew = false;
       if (track.id === undefined && (track.hits >= o.minHits || first)) {
@@ -85,6 +99,7 @@ export class FaceTracker {
     });
 
     const ended: EndedTrack[] = [];
+    for (const t of this.#tracks) t.visible = seen.has(t);
     this.#tracks = this.#tracks.filter((t) => {
       if (seen.has(t)) return true;
       // A tentative track that misses a frame was most likely a false detection: drop it silently.
@@ -97,6 +112,35 @@ export class FaceTracker {
     });
     faces.sort(byTrackNumber);
     return { faces, ended };
+  }
+
+  /**
+   * A frame without detections (the detector skipped it): every confirmed track the latest detections saw is
+   * reported at its constant-velocity prediction for `pts`. Nothing is aged or corrected, so the next
+   * detections are matched exactly as if this frame had never been seen.
+   */
+  carry(pts: number, frame: { width: number; height: number }): CarriedFaces {
+    const faces: TrackedFace[] = [];
+    let drift = 0;
+    let leaving = false;
+    for (const t of this.#tracks) {
+      if (t.id === undefined || !t.visible) continue;
+      const p = predict(t, pts, this.#opts.maxCoastSeconds);
+      drift = Math.max(drift, Math.hypot(p.x + p.width / 2 - t.cx, p.y + p.height / 2 - t.cy) / Math.max(1, Math.sqrt(t.w * t.h)));
+      const box = clipToFrame(p, frame);
+      if (box.width * box.height < 0.5 * p.width * p.height) {
+        leaving = true;
+        continue;
+      }
+      faces.push({ trackId: t.id, box, score: t.score, isNew: false });
+    }
+    faces.sort(byTrackNumber);
+    return { faces, drift, leaving };
+  }
+
+  /** A detection that may become a track is waiting for its confirming hit. */
+  hasTentative(): boolean {
+    return this.#tracks.some((t) => t.id === undefined);
   }
 
   /** The stream is over: every reported track ends. */
@@ -145,7 +189,15 @@ export class FaceTracker {
 }
 
 function newTrack(box: Box, pts: number): Track {
-  return { cx: box.x + box.width / 2, cy: box.y + box.height / 2, w: box.width, h: box.height, vx: 0, vy: 0, lastSeen: pts, hits: 1 };
+  return { cx: box.x + box.width / 2, cy: box.y + box.height / 2, w: box.width, h: box.height, vx: 0, vy: 0, lastSeen: pts, hits: 1, score: 0, visible: true };
+}
+
+function clipToFrame(b: Box, frame: { width: number; height: number }): Box {
+  const x0 = Math.max(0, b.x);
+  const y0 = Math.max(0, b.y);
+  const x1 = Math.min(frame.width, b.x + b.width);
+  const y1 = Math.min(frame.height, b.y + b.height);
+  return { x: x0, y: y0, width: Math.max(0, x1 - x0), height: Math.max(0, y1 - y0) };
 }
 
 function predict(t: Track, pts: number, maxCoastSeconds: number): Box {
