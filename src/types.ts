@@ -7,7 +7,7 @@ export type Expression = (typeof EXPRESSIONS)[number];
 export type ExpressionProbabilities = Record<Expression, number>;
 
 /** Version of the timeline event schema (schema/events.v1.json). Bump the major on breaking changes. */
-export const EVENT_SCHEMA_VERSION = '1.0.0';
+export const EVENT_SCHEMA_VERSION = '1.1.0';
 export const EVENT_SCHEMA_ID = 'https://cafe-stream.dev/schema/events.v1.json';
 
 /** Where a stream's timestamps come from: media time for files, wall-clock for live sources. */
@@ -72,7 +72,11 @@ export interface EndedTrack {
   trackId: string;
   /** pts of the last frame the face was seen on. */
   lastSeen: number;
-  reason: 'lost' | 'stream.end';
+  /**
+   * lost: unseen longer than the tracker allows; stream.end: the stream ended; stream-offline: the camera went
+   * offline (a face cannot be followed across an outage); reassigned: the camera moved to another worker.
+   */
+  reason: 'lost' | 'stream.end' | 'stream-offline' | 'reassigned';
 }
 
 export interface TrackedFrame {

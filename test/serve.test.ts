@@ -164,6 +164,33 @@ describe('cafe-stream serve', () => {
       expect(all.filter((e) => e.type === 'stream.offline' && e.streamId === id)).toHaveLength(3);
       expect(all.filter((e) => e.type === 'stream.online' && e.streamId === id)).toHaveLength(4);
     }
+    // Each outage ends the tracks open when it began (track.end reason stream-offline) instead of keeping them
+    // open through it: a face seen after the camera is back gets a new track id.
+    for (const id of ['d0', 'd3']) {
+      const open = new Set<string>();
+      const started = new Set<string>();
+      let atOutage: Set<string> | undefined;
+      let offlineEnds = 0;
+      for (const e of all.filter((x) => x.streamId === id)) {
+        if (e.type === 'track.start') {
+          expect(started.has(e.trackId), `${id}/${e.trackId} started twice`).toBe(false);
+          started.add(e.trackId);
+          open.add(e.trackId);
+        } else if (e.type === 'face.observation') {
+          expect(open.has(e.trackId), `${id}/${e.trackId} observed while not open`).toBe(true);
+        } else if (e.type === 'track.end') {
+          open.delete(e.trackId);
+          if (e.reason === 'stream-offline') offlineEnds++;
+          if (atOutage?.delete(e.trackId)) expect(e.reason).toMatch(/^(stream-offline|lost)$/);
+        } else if (e.type === 'stream.offline') {
+          atOutage = new Set(open);
+        } else if (e.type === 'stream.online' && atOutage !== undefined) {
+          // before the camera is back, every track of before the outage has ended
+          expect([...atOutage]).toEqual([]);
+        }
+      }
+      expect(offlineEnds).toBeGreaterThanOrEqual(1);
+    }
     // event ids stay unique through reconnects, and every event (online/offline included) fits the schema
     expect(new Set(all.map((e) => e.id)).size).toBe(all.length);
     assertValidEvents(all);

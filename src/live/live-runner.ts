@@ -220,6 +220,8 @@ export class LiveRunner implements StreamControl {
     } else if (st.state === 'offline') {
       entry.reason = st.reason;
       log.warn({ stream: st.streamId, reason: st.reason, code: st.code, retryIn: st.retryIn }, 'stream offline');
+      // a face cannot be followed across an outage: its track ends now, not when the camera returns
+      this.#pipeline.interrupt(st.streamId, 'stream-offline');
       this.#writeStatus({
         ...eventBase(st.streamId, st.at),
         type: 'stream.offline',

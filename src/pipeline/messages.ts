@@ -4,6 +4,17 @@ import type { EndedTrack, Expression, FaceCrop, Frame, StreamInfo, TrackedFace, 
 
 export type StreamEndReason = 'eof' | 'error' | 'stopped';
 
+/**
+ * Every open track of a stream ends here, without a frame: the camera went offline, or the stream is handed to
+ * another worker. It travels in the stream's order (breaks.ts), so frames before it belong to the old tracks
+ * and frames after it to new ones.
+ */
+export interface TrackBreak {
+  kind: 'break';
+  streamId: string;
+  reason: Extract<EndedTrack['reason'], 'stream-offline' | 'reassigned'>;
+}
+
 /** A tracked frame with the crops cut from it, in the same order as `faces`. */
 export interface CroppedFrame extends TrackedFrame {
   crops: FaceCrop[];
@@ -13,6 +24,7 @@ export interface CroppedFrame extends TrackedFrame {
 export type StreamItem =
   | { kind: 'start'; streamId: string; info: StreamInfo }
   | { kind: 'frame'; streamId: string; frame: CroppedFrame }
+  | TrackBreak
   | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };
 
 /** A frame whose crops all came back from the model stage: `readings` keyed by trackId. */
@@ -26,6 +38,7 @@ export interface ReadFrame {
 export type ReadItem =
   | { kind: 'start'; streamId: string; info: StreamInfo }
   | { kind: 'frame'; streamId: string; frame: ReadFrame }
+  | TrackBreak
   | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };
 
 export interface SmoothedFace extends TrackedFace {
@@ -46,4 +59,5 @@ export interface SmoothedFrame {
 export type SmoothedItem =
   | { kind: 'start'; streamId: string; info: StreamInfo }
   | { kind: 'frame'; streamId: string; frame: SmoothedFrame }
+  | TrackBreak
   | { kind: 'end'; streamId: string; reason: StreamEndReason; error?: unknown };

@@ -19,6 +19,7 @@ import {
   defer,
   from,
   map,
+  merge,
   mergeMap,
   of,
   takeUntil,
@@ -31,7 +32,8 @@ import { crop } from './crop.js';
 import { detect } from './detect.js';
 import { infer } from './infer.js';
 import { FrameJoin } from './join.js';
-import type { ReadItem, StreamEndReason, StreamItem } from './messages.js';
+import { isBreak, passBreaks, trackAcrossBreaks } from './breaks.js';
+import type { ReadItem, StreamEndReason, StreamItem, TrackBreak } from './messages.js';
 import { type PipelineOptions, type PipelineOptionsInput, resolvePipelineOptions } from './options.js';
 import type { DetectorPort, ExpressionModelPort } from './ports.js';
 import { smooth } from './smooth.js';
@@ -97,6 +99,8 @@ export interface Pipeline {
   add(source: FrameSource): Promise<StreamResult>;
   /** Stops one stream (its stream.end says 'stopped'). */
   stop(streamId: string): void;
+  /** Ends every open track of a running stream now, with this reason; the stream goes on with new tracks. */
+  interrupt(streamId: string, reason: TrackBreak['reason']): void;
   /** Stops every stream, waits for their stream.end, flushes the sinks. */
   close(): Promise<void>;
   /** Resolves when the pipeline fails as a whole (a sink failed); never resolves otherwise. */
@@ -109,6 +113,7 @@ export interface Pipeline {
 interface ActiveStream {
   source: FrameSource;
   stop$: Subject<void>;
+  breaks$: Subject<TrackBreak>;
   subscription?: Subscription;
   done: (result: StreamResult) => void;
   frames: number;
@@ -219,7 +224,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
     resolveFailed(err);
   }
 
-  function streamItems(source: FrameSource, stop$: Observable<void>, onError: (err: unknown) => void): Observable<StreamItem> {
+  function streamItems(source: FrameSource, stop$: Observable<void>, breaks$: Observable<TrackBreak>, onError: (err: unknown) => void): Observable<StreamItem> {
     const streamId = source.streamId;
     return defer(() => {
       // Source errors are held back until the frames already decoded have gone through, so a truncated file
@@ -233,6 +238,9 @@ export function createPipeline(params: PipelineParams): Pipeline {
           return EMPTY;
         }),
       );
+      // breaks join the frames in arrival order and end with them
+      const framesDone$ = new Subject<void>();
+      const input$ = merge(frames$.pipe(tap({ complete: () => framesDone$.next() })), breaks$.pipe(takeUntil(framesDone$)));
       const end = (): StreamItem => {
         if (sourceError !== undefined) onError(sourceError);
         return sourceError !== undefined
@@ -243,11 +251,10 @@ export function createPipeline(params: PipelineParams): Pipeline {
         mergeMap((info) =>
           concat(
             of<StreamItem>({ kind: 'start', streamId, info }),
-            frames$.pipe(
-              detect(detector),
-              track(options.tracker),
-              crop(model.cropSize, options.crop),
-              map((frame): StreamItem => ({ kind: 'frame', streamId, frame })),
+            input$.pipe(
+              trackAcrossBreaks(() => (frames) => frames.pipe(detect(detector), track(options.tracker))),
+              passBreaks(crop(model.cropSize, options.crop)),
+              map((x): StreamItem => (isBreak(x) ? x : { kind: 'frame', streamId, frame: x })),
             ),
             defer(() => of(end())),
           ),
@@ -265,14 +272,14 @@ export function createPipeline(params: PipelineParams): Pipeline {
     if (closing) return Promise.reject(new ConfigError('streams', `pipeline is closing; cannot add stream ${streamId}`));
     if (active.has(streamId)) return Promise.reject(new ConfigError('streams', `stream id ${streamId} is already running`));
     return new Promise<StreamResult>((resolve) => {
-      const s: ActiveStream = { source, stop$: new Subject<void>(), done: resolve, frames: 0, tracks: 0 };
+      const s: ActiveStream = { source, stop$: new Subject<void>(), breaks$: new Subject<TrackBreak>(), done: resolve, frames: 0, tracks: 0 };
       active.set(streamId, s);
       if (modelError !== undefined) {
         s.errorCause = modelError;
         ready$.next({ kind: 'end', streamId, reason: 'error', error: modelError });
         return;
       }
-      s.subscription = streamItems(source, s.stop$, (err) => (s.errorCause = err)).subscribe({
+      s.subscription = streamItems(source, s.stop$, s.breaks$, (err) => (s.errorCause = err)).subscribe({
         next: (item) => {
           join.add(item);
           if (item.kind === 'frame') {
@@ -292,6 +299,10 @@ export function createPipeline(params: PipelineParams): Pipeline {
     active.get(streamId)?.stop$.next();
   }
 
+  function interrupt(streamId: string, reason: TrackBreak['reason']): void {
+    active.get(streamId)?.breaks$.next({ kind: 'break', streamId, reason });
+  }
+
   async function close(): Promise<void> {
     closing = true;
     if (active.size > 0) {
@@ -308,6 +319,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
   return {
     add,
     stop,
+    interrupt,
     close,
     failed,
     failure: () => failure?.err,

@@ -65,7 +65,7 @@ export function smooth(options: Partial<SmoothingOptions> = {}): OperatorFunctio
       return source.pipe(
         map((item): SmoothedItem => {
           if (item.kind === 'start') return item;
-          if (item.kind === 'end') {
+          if (item.kind === 'end' || item.kind === 'break') {
             for (const k of [...smoothers.keys()]) if (k.startsWith(`${item.streamId}\u0000`)) smoothers.delete(k);
             return item;
           }

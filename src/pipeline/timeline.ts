@@ -209,6 +209,12 @@ export class StreamTimeline {
     return out;
   }
 
+  /** Every open track ends without a frame (camera offline, stream reassigned); the stream goes on. */
+  interrupt(reason: EndedTrack['reason']): TimelineEvent[] {
+    const time = this.#now();
+    return [...this.#tracks.keys()].flatMap((trackId) => this.#endTrack(trackId, time, reason));
+  }
+
   /** Closes every open track (reason 'stream.end'), then stream.end. */
   end(reason: StreamEndReason, error?: unknown): TimelineEvent[] {
     const time = this.#now();
@@ -295,6 +301,8 @@ export function timeline(options: Partial<TimelineOptions> = {}): OperatorFuncti
               return { streamId: item.streamId, events: streamFor(item.streamId).start(item.info) };
             case 'frame':
               return { streamId: item.streamId, events: streamFor(item.streamId).frame(item.frame), frame: item.frame.frame };
+            case 'break':
+              return { streamId: item.streamId, events: streamFor(item.streamId).interrupt(item.reason) };
             case 'end': {
               const events = streamFor(item.streamId).end(item.reason, item.error);
               streams.delete(item.streamId);
