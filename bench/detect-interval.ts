@@ -102,11 +102,11 @@ async function main(): Promise<void> {
     return;
   }
   const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(1)} %` : '–');
-  process.stdout.write(`sample fps: ${sampleFps ?? 'all frames'}\nclip       N  frames  detector  recall   mean IoU  early (tentative/drift/leaving/motion)\n`);
+  process.stdout.write(`sample fps: ${sampleFps ?? 'all frames'}\nclip       N  frames  detector  recall   mean IoU  early (young/drift/leaving/motion)\n`);
   for (const r of rows) {
     const e = r.early;
     process.stdout.write(
-      `${r.clip.padEnd(9)} ${String(r.interval).padStart(2)}  ${String(r.frames).padStart(6)}  ${pct(r.detectorShare).padStart(8)}  ${pct(r.recall).padStart(7)}  ${r.meanIoU.toFixed(3).padStart(8)}  ${e['tentative']}/${e['drift']}/${e['leaving']}/${e['motion']}\n`,
+      `${r.clip.padEnd(9)} ${String(r.interval).padStart(2)}  ${String(r.frames).padStart(6)}  ${pct(r.detectorShare).padStart(8)}  ${pct(r.recall).padStart(7)}  ${r.meanIoU.toFixed(3).padStart(8)}  ${e['young']}/${e['drift']}/${e['leaving']}/${e['motion']}\n`,
     );
   }
   for (const n of intervals) {

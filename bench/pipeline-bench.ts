@@ -1,29 +1,49 @@
-// npm run bench [-- video.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--batch-size N] [--frames N] [--json]
+// npm run bench [-- video.mp4] [--clip clip.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--batch-size N]
+//                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--ort-threads N]
+//                 [--face-api-frames N] [--no-face-api] [--json]
 //
-// Four figures on the same video, machine and run, so they can be compared:
+// Figures on the same machine and run, so they can be compared. On `video` (default d0.mp4):
 //   decode-only   ffmpeg → RGB frames into Node, each released at once                 frames/s
-//   detector-only face detection on frames already decoded (decoding not counted)       frames/s
+//   detector-only face detection on frames already decoded (decoding not counted)       frames/s, per call
+//   detector stage the same frames through the detection schedule at --detect-interval  frames/s
 //   model stage   real face crops through the batched model stage (batch.ts + infer)    crops/s (and frames/s
 //                 at this video's faces per frame)
 //   end-to-end    runPipeline with a sink that discards events                         frames/s
 // and end-to-end ÷ the slowest stage (in frames/s): how much of the slowest stage's speed the pipeline keeps.
-// Default video: d0.mp4 from the shared data (CAFE_SHARED). Default models: the shipped ones in models/.
+// On `clip` (default d3.mp4: one face, 30 fps, 11.8 s), as a user runs it:
+//   10 Hz         `analyze clip --sample-fps 10` in this process (model loading included): clip seconds per
+//                 wall second
+//   every frame   runPipeline on every frame of the clip (models already loaded)       frames/s
+//   face-api.js   its SSD MobileNet detector + expression net (tfjs wasm) on --face-api-frames frames spread
+//                 over the clip: frames/s, our every-frame fps ÷ theirs, and recall: frames where face-api finds
+//                 a face (score ≥ 0.5) and our every-frame run reports none overlapping it (IoU ≥ 0.3).
+// Default models: the shipped ones in models/.
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadExpressionModel } from '../src/model/expression-model.js';
+import { analyze } from '../src/cli/analyze.js';
+import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector } from '../src/model/face-detector.js';
+import { DetectionSchedule } from '../src/pipeline/detect-track.js';
+import { iou } from '../src/pipeline/track.js';
+import { loadFaceApi } from './face-api.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import { infer } from '../src/pipeline/infer.js';
-import { resolvePipelineOptions } from '../src/pipeline/options.js';
+import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../src/pipeline/options.js';
 import { runPipeline } from '../src/pipeline/run.js';
-import type { Detection, FaceCrop, Frame, FrameSource, Sink } from '../src/types.js';
+import type { Box, Detection, FaceCrop, Frame, FrameSource, Sink } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
 
 interface Args {
   video: string;
+  clip: string;
+  detectInterval: number;
+  detectorThread: boolean;
+  ortThreads: number | undefined;
+  faceApiFrames: number;
   models: string;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
   batchSize: number;
@@ -40,12 +60,24 @@ function parseCli(argv: string[]): Args {
       device: { type: 'string', default: 'cpu' },
       'batch-size': { type: 'string', default: '16' },
       frames: { type: 'string', default: '300' },
+      clip: { type: 'string' },
+      'detect-interval': { type: 'string', default: String(FILE_DETECT_INTERVAL) },
+      'detector-thread': { type: 'boolean', default: true },
+      'no-detector-thread': { type: 'boolean', default: false },
+      'ort-threads': { type: 'string' },
+      'face-api-frames': { type: 'string', default: '30' },
+      'no-face-api': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
   const root = resolve(import.meta.dirname, '..');
   return {
     video: positionals[0] ?? sharedPath('data', 'videos', 'd0.mp4'),
+    clip: values.clip ?? sharedPath('data', 'videos', 'd3.mp4'),
+    detectInterval: Number(values['detect-interval']),
+    detectorThread: values['no-detector-thread'] !== true,
+    ortThreads: values['ort-threads'] === undefined ? undefined : Number(values['ort-threads']),
+    faceApiFrames: values['no-face-api'] === true ? 0 : Number(values['face-api-frames']),
     models: values.models ?? join(root, 'models'),
     device: values.device as Args['device'],
     batchSize: Number(values['batch-size']),
@@ -56,8 +88,9 @@ function parseCli(argv: string[]): Args {
 
 const seconds = (t0: number): number => (performance.now() - t0) / 1000;
 
-/** Decodes the whole video, releasing each frame at once; keeps up to `keep` frames (copies) for later stages. */
-async function decodeOnly(video: string, keep: number): Promise<{ fps: number; frames: number; kept: Frame[] }> {
+/** Decodes the whole video, releasing each frame at once; keeps copies of the frames `keep` picks by index. */
+async function decodeOnly(video: string, keep: number | ((index: number) => boolean)): Promise<{ fps: number; frames: number; kept: Frame[] }> {
+  const pick = typeof keep === 'number' ? (i: number): boolean => i < keep : keep;
   const source = createFileSource({ path: video, maxPending: 8 });
   await source.info();
   const kept: Frame[] = [];
@@ -67,7 +100,7 @@ async function decodeOnly(video: string, keep: number): Promise<{ fps: number; f
     source.frames().pipe(
       tap((f) => {
         frames++;
-        if (kept.length < keep) kept.push({ ...f, data: Buffer.from(f.data) });
+        if (pick(frames - 1)) kept.push({ ...f, data: Buffer.from(f.data) });
         source.release(f);
       }),
       toArray(),
@@ -78,11 +111,15 @@ async function decodeOnly(video: string, keep: number): Promise<{ fps: number; f
 
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
+  const loadAtStart = loadavg()[0]!;
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   log(`bench: ${args.video}; models ${args.models}; device ${args.device}; batch ${args.batchSize}`);
 
-  const [detector, model] = await Promise.all([loadFaceDetector(), loadExpressionModel({ modelsDir: args.models, device: args.device, log })]);
-  const opts = resolvePipelineOptions({ batch: { maxBatch: args.batchSize } });
+  const [detector, model] = await Promise.all([
+    args.detectorThread ? loadFaceDetectorThread() : loadFaceDetector(),
+    loadExpressionModel({ modelsDir: args.models, device: args.device, log, ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) }),
+  ]);
+  const opts = resolvePipelineOptions({ batch: { maxBatch: args.batchSize }, detection: { interval: args.detectInterval } });
 
   // 1. decode only
   const decode = await decodeOnly(args.video, args.maxFrames);
@@ -98,6 +135,17 @@ async function main(): Promise<void> {
   const faces = detections.reduce((n, d) => n + d.length, 0);
   const facesPerFrame = faces / frames.length;
   log(`detector: ${frames.length} frames at ${detectFps.toFixed(1)} fps, ${facesPerFrame.toFixed(2)} faces/frame`);
+
+  // 2b. the detection schedule at the configured interval on the same frames (detector + tracker, no decoding)
+  const schedule = new DetectionSchedule(opts.detection, opts.tracker);
+  t0 = performance.now();
+  for (const f of frames) {
+    const plan = schedule.plan(f);
+    if (plan.detect) schedule.detected(f, await detector.detect(f));
+  }
+  const detectStageFps = frames.length / seconds(t0);
+  const detectorShare = schedule.counts.detections / frames.length;
+  log(`detector stage at interval ${args.detectInterval}: ${detectStageFps.toFixed(1)} fps (detector on ${(100 * detectorShare).toFixed(0)} % of frames)`);
 
   // 3. model stage: the real crops, repeated to at least 256, through the batched stage
   const crops: FaceCrop[] = [];
@@ -133,7 +181,70 @@ async function main(): Promise<void> {
   const e2eFps = summary.frames / seconds(t0);
   log(`end-to-end: ${summary.frames} frames at ${e2eFps.toFixed(1)} fps (${summary.batches} batches, ${events} events)`);
 
-  const stages = { decode: decode.fps, detector: detectFps, model: modelFps };
+  // 5. the 10 Hz realtime factor: analyze as a user runs it (models loaded inside, events to /dev/null)
+  const clipInfo = await createFileSource({ path: args.clip }).info();
+  const clipSeconds = clipInfo.duration ?? NaN;
+  t0 = performance.now();
+  const code = await analyze(args.clip, {
+    out: '/dev/null',
+    sampleFps: 10,
+    device: args.device,
+    models: args.models,
+    batchSize: args.batchSize,
+    batchMs: 30,
+    detector: 'full',
+    detectInterval: args.detectInterval,
+    quiet: true,
+  });
+  const analyzeWall = seconds(t0);
+  if (code !== 0) throw new Error(`analyze ${args.clip} exited ${code}`);
+  const realtime10 = clipSeconds / analyzeWall;
+  log(`10 Hz: analyze ${clipSeconds.toFixed(1)} s of video in ${analyzeWall.toFixed(1)} s = ${realtime10.toFixed(2)}x realtime`);
+
+  // 6. every frame of the clip, models loaded; what we report per frame time, for the recall comparison
+  const ours = new Map<number, Box[]>();
+  const clipSource = createFileSource({ path: args.clip, maxPending: Math.min(64, args.batchSize + 8) });
+  t0 = performance.now();
+  const clipSummary = await runPipeline({
+    sources: [clipSource],
+    detector,
+    model,
+    sinks: [nullSink],
+    options: opts,
+    onEvent: (e) => {
+      if (e.type !== 'face.observation') return;
+      const key = Math.round(e.time * 1000);
+      ours.set(key, [...(ours.get(key) ?? []), e.box]);
+    },
+  });
+  const everyFrameFps = clipSummary.frames / seconds(t0);
+  log(`every frame: ${clipSummary.frames} frames at ${everyFrameFps.toFixed(1)} fps`);
+
+  // 7. face-api.js on frames spread over the clip
+  let faceApi: { frames: number; fps: number; facesFound: number; missedByUs: number; missedByThem: number } | undefined;
+  if (args.faceApiFrames > 0) {
+    const fa = await loadFaceApi();
+    const step = Math.max(1, Math.floor(clipSummary.frames / args.faceApiFrames));
+    const sample = (await decodeOnly(args.clip, (i) => i % step === 0 && i / step < args.faceApiFrames)).kept;
+    await fa.detect(sample[0]!); // warm-up
+    let facesFound = 0;
+    let missedByUs = 0;
+    let missedByThem = 0;
+    let busy = 0;
+    for (const f of sample) {
+      const t = performance.now();
+      const theirs = await fa.detect(f);
+      busy += performance.now() - t;
+      const mine = ours.get(Math.round(f.pts * 1000)) ?? [];
+      facesFound += theirs.length;
+      missedByUs += theirs.filter((x) => !mine.some((b) => iou(b, x.box) >= 0.3)).length;
+      missedByThem += mine.filter((b) => !theirs.some((x) => iou(b, x.box) >= 0.3)).length;
+    }
+    faceApi = { frames: sample.length, fps: sample.length / (busy / 1000), facesFound, missedByUs, missedByThem };
+    log(`face-api.js: ${sample.length} frames at ${faceApi.fps.toFixed(2)} fps; ${facesFound} faces, ${missedByUs} of them missed by us; ${missedByThem} of ours not found by face-api`);
+  }
+
+  const stages = { decode: decode.fps, detector: detectStageFps, model: modelFps };
   const slowest = (Object.entries(stages) as [string, number][]).reduce((a, b) => (b[1] < a[1] ? b : a));
   const result = {
     video: args.video,
@@ -141,15 +252,30 @@ async function main(): Promise<void> {
     provider: model.provider,
     detector: detector.name,
     cpus: cpus().length,
-    loadavg1: Number(loadavg()[0]!.toFixed(2)),
+    loadavg1: Number(loadAtStart.toFixed(2)),
+    loadavg1End: Number(loadavg()[0]!.toFixed(2)),
     batchSize: args.batchSize,
     decodeFps: round(decode.fps),
     detectorFps: round(detectFps),
+    detectInterval: args.detectInterval,
+    detectorStageFps: round(detectStageFps),
+    detectorShare: Number(detectorShare.toFixed(3)),
+    ortThreads: args.ortThreads ?? 'default',
     modelCropsPerSecond: round(modelCropsPerSecond),
     facesPerFrame: round(facesPerFrame),
     endToEndFps: round(e2eFps),
     slowestStage: slowest[0],
     ratioEndToEndToSlowest: Number((e2eFps / slowest[1]).toFixed(3)),
+    clip: args.clip,
+    clipSeconds: round(clipSeconds),
+    realtime10Hz: Number(realtime10.toFixed(2)),
+    everyFrameFps: round(everyFrameFps),
+    faceApiFps: faceApi === undefined ? null : Number(faceApi.fps.toFixed(2)),
+    oursOverFaceApi: faceApi === undefined ? null : Number((everyFrameFps / faceApi.fps).toFixed(1)),
+    faceApiFrames: faceApi?.frames ?? 0,
+    faceApiFaces: faceApi?.facesFound ?? 0,
+    faceApiFacesWeMiss: faceApi?.missedByUs ?? 0,
+    oursFaceApiMisses: faceApi?.missedByThem ?? 0,
   };
   detector.close();
   await model.close();
@@ -161,12 +287,23 @@ async function main(): Promise<void> {
     ['video', result.video],
     ['models / provider', `${result.models} / ${result.provider}`],
     ['detector', result.detector],
-    ['machine', `${result.cpus} CPUs, load ${result.loadavg1}`],
+    ['machine', `${result.cpus} CPUs, load ${result.loadavg1} at start, ${result.loadavg1End} at end`],
+    ['detector / ORT threads', `${result.detector} / intra-op ${result.ortThreads}`],
     ['decode-only', `${result.decodeFps} frames/s`],
-    ['detector-only', `${result.detectorFps} frames/s`],
+    ['detector-only', `${result.detectorFps} frames/s (one call per frame)`],
+    ['detector stage', `${result.detectorStageFps} frames/s at --detect-interval ${result.detectInterval} (detector on ${(100 * result.detectorShare).toFixed(0)} % of frames)`],
     ['model stage (batched)', `${result.modelCropsPerSecond} crops/s at batch ${result.batchSize} (${result.facesPerFrame} faces/frame)`],
     ['end-to-end', `${result.endToEndFps} frames/s`],
     ['end-to-end / slowest', `${result.ratioEndToEndToSlowest} (slowest: ${result.slowestStage})`],
+    ['clip', `${result.clip} (${result.clipSeconds} s)`],
+    ['analyze --sample-fps 10', `${result.realtime10Hz}x realtime (model loading included)`],
+    ['every frame', `${result.everyFrameFps} frames/s`],
+    ...(faceApi === undefined
+      ? []
+      : ([
+          ['face-api.js (SSD + expressions)', `${result.faceApiFps} frames/s on ${result.faceApiFrames} frames; ours / theirs = ${result.oursOverFaceApi}x`],
+          ['face recall vs face-api.js', `${result.faceApiFaces} faces found by face-api, ${result.faceApiFacesWeMiss} of them missed by us; ${result.oursFaceApiMisses} of ours not found by face-api`],
+        ] as [string, string][])),
   ];
   const w = Math.max(...rows.map((r) => r[0].length));
   process.stdout.write(rows.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n') + '\n');

@@ -10,7 +10,7 @@ import { errorLine } from '../errors.js';
 import { createMediaSource } from '../ingest/image-source.js';
 import { loadFaceDetector, type FaceDetector } from '../model/face-detector.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
-import { resolvePipelineOptions } from '../pipeline/options.js';
+import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
 import { type RunSummary, firstStreamError, runPipeline } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
 import { registerSinkOptions, sinksFromOptions } from '../sinks/factory.js';
@@ -31,6 +31,8 @@ export interface AnalyzeOptions {
   batchMs: number;
   detector: 'short' | 'full';
   tile?: boolean;
+  /** run the detector on every N-th frame, the tracker carries the boxes in between. */
+  detectInterval?: number;
   quiet?: boolean;
   /** files analysed at once when given a folder or several files. */
   jobs?: number;
@@ -51,6 +53,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'face crops per model call (across all faces)', positiveInteger, 16)
     .option('--batch-ms <ms>', 'a batch leaves after this long even if not full', nonNegativeNumber, 30)
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
+    .option('--detect-interval <n>', 'run the face detector on every n-th frame; the tracker carries the boxes in between (earlier when a face moves fast, appears or leaves)', positiveInteger, FILE_DETECT_INTERVAL)
     .option('--tile', 'also detect on a 2x2 grid of tiles (smaller faces, ~5x slower detection)')
     .option('-q, --quiet', 'no progress bar, no summary table, no info lines (errors still print)')
     .option('--jobs <n>', 'with a folder or several inputs: files analysed at once', positiveInteger, 1)
@@ -89,7 +92,10 @@ export async function analyze(file: string, opts: AnalyzeOptions): Promise<numbe
 
   let pipelineOptions;
   try {
-    pipelineOptions = resolvePipelineOptions({ batch: { maxBatch: opts.batchSize, maxWaitMs: opts.batchMs } });
+    pipelineOptions = resolvePipelineOptions({
+      batch: { maxBatch: opts.batchSize, maxWaitMs: opts.batchMs },
+      detection: { interval: opts.detectInterval ?? FILE_DETECT_INTERVAL },
+    });
   } catch (err) {
     return fail(err);
   }

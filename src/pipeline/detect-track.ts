@@ -4,7 +4,8 @@
 // DeepStream's `interval`, the detector runs on every N-th frame and the tracker carries the boxes in between at
 // their constant-velocity predictions (FaceTracker.carry). It runs early, on the frame at hand, when a carried
 // box may be wrong or incomplete:
-// - a detection is waiting for its confirming hit (a new face: report it without waiting N frames);
+// - a track is young: a detection waiting for its confirming hit (a new face: report it without waiting N
+//   frames) or a track seen once, whose velocity is unknown;
 // - a carried box has moved more than `maxDrift` face sizes since its last detection (fast motion: the
 //   prediction is only as good as the velocity estimate);
 // - a carried box is leaving the frame;
@@ -18,7 +19,7 @@ import { type DetectionOptions, type TrackerOptions, detectionOptionsSchema } fr
 import type { DetectorPort } from './ports.js';
 import { FaceTracker } from './track.js';
 
-export type EarlyReason = 'tentative' | 'drift' | 'leaving' | 'motion';
+export type EarlyReason = 'young' | 'drift' | 'leaving' | 'motion';
 
 export interface DetectionCounts {
   frames: number;
@@ -37,7 +38,7 @@ export type Plan = { detect: true; reason?: EarlyReason } | { detect: false; fac
 
 /** Decides, frame by frame, whether the detector must run; owns the stream's tracker. Pure apart from time. */
 export class DetectionSchedule {
-  readonly counts: DetectionCounts = { frames: 0, detections: 0, early: { tentative: 0, drift: 0, leaving: 0, motion: 0 } };
+  readonly counts: DetectionCounts = { frames: 0, detections: 0, early: { young: 0, drift: 0, leaving: 0, motion: 0 } };
   readonly #opts: DetectionOptions;
   readonly #tracker: FaceTracker;
   readonly #motion = new MotionGrid();
@@ -59,7 +60,7 @@ export class DetectionSchedule {
       this.counts.early[reason]++;
       return { detect: true, reason };
     };
-    if (this.#tracker.hasTentative()) return early('tentative');
+    if (this.#tracker.hasYoungTrack()) return early('young');
     const carried = this.#tracker.carry(frame.pts, frame);
     if (carried.leaving) return early('leaving');
     if (carried.drift > o.maxDrift) return early('drift');

@@ -25,6 +25,13 @@ export const detectionOptionsSchema = z
   })
   .strict();
 
+/**
+ * `analyze`'s default detection interval for files, chosen with bench/detect-interval.ts on the shared clips
+ * (BENCHMARKS.md): the detector runs on a third of the frames or fewer and recall stays within a point of
+ * detecting every frame. Live streams default to 1 (serve's `detectInterval` key).
+ */
+export const FILE_DETECT_INTERVAL = 3;
+
 export const smoothingOptionsSchema = z
   .object({
     tauSeconds: z.number().positive().default(0.15).describe('EMA time constant of the probabilities'),

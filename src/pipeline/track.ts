@@ -138,9 +138,12 @@ export class FaceTracker {
     return { faces, drift, leaving };
   }
 
-  /** A detection that may become a track is waiting for its confirming hit. */
-  hasTentative(): boolean {
-    return this.#tracks.some((t) => t.id === undefined);
+  /**
+   * A track is too young to be carried: a detection waiting for its confirming hit, or a track seen once, whose
+   * velocity is still unknown (carried at zero velocity, a face that moves would be lost by the next detection).
+   */
+  hasYoungTrack(): boolean {
+    return this.#tracks.some((t) => t.id === undefined || t.hits < 2);
   }
 
   /** The stream is over: every reported track ends. */

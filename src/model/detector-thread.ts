@@ -1,0 +1,114 @@
+// The face detector on a worker thread, behind the same FaceDetector interface.
+//
+// Why: tfjs-wasm runs synchronously on the thread that calls it (~70 ms a frame at 640 px on one idle core),
+// and threaded wasm is off in Node (tfjs-backend-wasm 4.22 reports WASM_HAS_MULTITHREAD_SUPPORT false when
+// IS_NODE). On the main thread every detector call stalls cropping, preprocessing and the hand-off of finished
+// model batches for its whole length, so the two stages take turns instead of sharing the two cores. On its own
+// thread the detector keeps one core busy while the main thread feeds onnxruntime on the other.
+//
+// Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them).
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { CafeStreamError, ConfigError, ModelError } from '../errors.js';
+import type { Detection, Frame } from '../types.js';
+import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
+
+export type ToDetector =
+  | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer }
+  | { type: 'close' };
+
+export type FromDetector =
+  | { type: 'ready'; name: string }
+  | { type: 'load-error'; message: string; code?: string | undefined }
+  | { type: 'result'; id: number; detections: Detection[] }
+  | { type: 'error'; id: number; message: string; code?: string | undefined };
+
+/** Loads the detector in a worker thread; rejects with the worker's own load error (a ModelError or ConfigError). */
+export async function loadFaceDetectorThread(opts: FaceDetectorOptions = {}): Promise<FaceDetector> {
+  const worker = spawnWorker(opts);
+  const name = await new Promise<string>((resolve, reject) => {
+    const onMessage = (msg: FromDetector): void => {
+      worker.off('error', onError);
+      worker.off('message', onMessage);
+      if (msg.type === 'ready') resolve(msg.name);
+      else if (msg.type === 'load-error') {
+        void worker.terminate();
+        reject(msg.code === 'CS_ERR_CONFIG' ? new ConfigError('detector', msg.message) : new ModelError('CS_ERR_MODEL_LOAD', 'face detector', msg.message));
+      }
+    };
+    const onError = (err: Error): void => {
+      worker.off('message', onMessage);
+      reject(new ModelError('CS_ERR_MODEL_LOAD', 'face detector', `face detector thread failed to start: ${err.message}`, { cause: err }));
+    };
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+  });
+  return new ThreadDetector(worker, `${name} (thread)`);
+}
+
+function spawnWorker(opts: FaceDetectorOptions): Worker {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) {
+    // from .ts sources (tsx, vitest) the worker loads through tsx's API, as the RTSP reader does
+    const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
+    const entry = new URL('./face-detector.worker.ts', here).href;
+    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+    return new Worker(code, { eval: true, workerData: opts });
+  }
+  return new Worker(new URL('./face-detector.worker.js', here), { workerData: opts });
+}
+
+class ThreadDetector implements FaceDetector {
+  readonly name: string;
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, { resolve: (d: Detection[]) => void; reject: (e: unknown) => void }>();
+  #nextId = 1;
+  #dead: Error | undefined;
+
+  constructor(worker: Worker, name: string) {
+    this.name = name;
+    this.#worker = worker;
+    worker.on('message', (msg: FromDetector) => {
+      if (msg.type !== 'result' && msg.type !== 'error') return;
+      const p = this.#pending.get(msg.id);
+      this.#pending.delete(msg.id);
+      if (msg.type === 'result') p?.resolve(msg.detections);
+      else p?.reject(new CafeStreamError('CS_ERR_DETECTOR', msg.message));
+    });
+    worker.on('error', (err) => this.#die(err));
+    worker.on('exit', () => this.#die(new Error('face detector thread exited')));
+    // an idle detector thread must not keep the process alive
+    worker.unref();
+  }
+
+  detect(frame: Frame): Promise<Detection[]> {
+    if (this.#dead !== undefined) return Promise.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${this.#dead.message}`));
+    const id = this.#nextId++;
+    const data = new ArrayBuffer(frame.data.byteLength);
+    new Uint8Array(data).set(frame.data);
+    const { data: _unused, ...meta } = frame;
+    return new Promise<Detection[]>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      const msg: ToDetector = { type: 'detect', id, frame: meta, data };
+      this.#worker.postMessage(msg, [data]);
+    }).finally(() => {
+      if (this.#pending.size === 0) this.#worker.unref();
+    });
+  }
+
+  close(): void {
+    if (this.#dead !== undefined) return;
+    this.#die(new Error('closed'));
+    this.#worker.postMessage({ type: 'close' } satisfies ToDetector);
+    void this.#worker.terminate();
+  }
+
+  #die(err: Error): void {
+    if (this.#dead !== undefined) return;
+    this.#dead = err;
+    for (const p of this.#pending.values()) p.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${err.message}`));
+    this.#pending.clear();
+  }
+}
