@@ -29,7 +29,7 @@ import { ConfigError } from '../errors.js';
 import type { ExpressionReading, FaceCrop, FrameSource, Sink, StreamEndEvent, TimelineEvent, TrackEndEvent } from '../types.js';
 import { type BatchStats } from './batch.js';
 import { crop } from './crop.js';
-import { detect } from './detect.js';
+import { detectAndTrack } from './detect-track.js';
 import { infer } from './infer.js';
 import { FrameJoin } from './join.js';
 import { isBreak, passBreaks, trackAcrossBreaks } from './breaks.js';
@@ -38,7 +38,6 @@ import { type PipelineOptions, type PipelineOptionsInput, resolvePipelineOptions
 import type { DetectorPort, ExpressionModelPort } from './ports.js';
 import { smooth } from './smooth.js';
 import { type TimelineOutput, timeline } from './timeline.js';
-import { track } from './track.js';
 
 export interface ProgressUpdate {
   streamId: string;
@@ -252,7 +251,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
           concat(
             of<StreamItem>({ kind: 'start', streamId, info }),
             input$.pipe(
-              trackAcrossBreaks(() => (frames) => frames.pipe(detect(detector), track(options.tracker))),
+              trackAcrossBreaks(() => (frames) => frames.pipe(detectAndTrack(detector, { detection: options.detection, tracker: options.tracker }))),
               passBreaks(crop(model.cropSize, options.crop)),
               map((x): StreamItem => (isBreak(x) ? x : { kind: 'frame', streamId, frame: x })),
             ),
