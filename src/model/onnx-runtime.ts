@@ -5,6 +5,9 @@
 // each provider gets its own attempt, and an attempt counts only if the caller's probe (a real run) succeeds.
 
 import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { ConfigError, errorLine } from '../errors.js';
 
@@ -56,8 +59,47 @@ export function sessionOptions(provider: Provider, threads?: number): ort.Infere
 // the session options apply; expected under `auto`, so that logger says only fatal things.
 ort.env.logLevel = 'fatal';
 
-export function createSession(modelPath: string, provider: Provider, threads?: number): Promise<ort.InferenceSession> {
-  return ort.InferenceSession.create(modelPath, sessionOptions(provider, threads));
+export async function createSession(modelPath: string, provider: Provider, threads?: number): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(modelPath, sessionOptions(provider, threads));
+  } catch (err) {
+    // onnxruntime says only "Failed to load shared library" here; the reason (which library) goes to the
+    // logger silenced above, so it is found again by loading the provider library the same way.
+    const why = provider === 'cuda' && /Failed to load shared library/i.test(errorLine(err)) ? cudaProviderProblem() : undefined;
+    if (why === undefined) throw err;
+    throw new Error(`CUDA provider did not load: ${why}`, { cause: err });
+  }
+}
+
+/** Where onnxruntime-node's libonnxruntime.so.1 lies: the folder onnxruntime loads provider libraries from. */
+export function onnxruntimeLibDir(): string {
+  const pkg = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+  return join(pkg, 'bin', 'napi-v6', process.platform, process.arch);
+}
+
+/**
+ * Why the CUDA provider library in `libDir` cannot load, in a few words with the fix, or undefined when it
+ * loads (the failure then lies elsewhere). Loads it with dlopen as onnxruntime does, to read dlerror's reason.
+ */
+export function cudaProviderProblem(libDir = onnxruntimeLibDir()): string | undefined {
+  const lib = join(libDir, 'libonnxruntime_providers_cuda.so');
+  if (!existsSync(lib) || !existsSync(join(libDir, 'libonnxruntime_providers_shared.so'))) {
+    return `not installed (no libonnxruntime_providers_cuda.so beside libonnxruntime.so.1 in ${libDir}): run scripts/setup-gpu.sh`;
+  }
+  try {
+    process.dlopen({ exports: {} } as NodeJS.Module, lib, constants.dlopen.RTLD_LAZY);
+  } catch (err) {
+    const msg = errorLine(err);
+    // Loaded, but it is no Node addon: everything it needs was found.
+    if (/self-register|napi_register_module/i.test(msg)) return undefined;
+    const missing = /([\w.+-]+\.so[\w.]*): cannot open shared object file/.exec(msg)?.[1];
+    if (missing === 'libcuda.so.1') return 'libcuda.so.1 not found: no NVIDIA driver on this machine';
+    if (missing !== undefined) {
+      return `${missing} not found: the CUDA libraries are not on LD_LIBRARY_PATH (use bin/cafe-stream.js or source .gpu/env; scripts/setup-gpu.sh installs them)`;
+    }
+    return `${lib}: ${msg.replace(/^.*?: /, '')}`;
+  }
+  return undefined;
 }
 
 /**
