@@ -9,6 +9,8 @@ import { type CropClassifier, type SetResult, evaluateSet } from '../eval/evalua
 import { formatDomain } from '../eval/metrics.js';
 import { type FaceDetector, loadFaceDetector } from '../model/face-detector.js';
 import { type ExpressionModel, loadExpressionModel } from '../model/expression-model.js';
+import { resolveModelSet } from '../model/manifest.js';
+import { PEERS, type PeerName, loadPeer } from '../eval/peers/index.js';
 import { resolvePipelineOptions } from '../pipeline/options.js';
 import { exitCodeFor } from './exit-codes.js';
 import { defaultModelsDir } from './paths.js';
@@ -24,6 +26,7 @@ export interface EvaluateOptions {
   json?: boolean;
   batchSize: number;
   quiet?: boolean;
+  peer?: PeerName;
 }
 
 export function register(program: Command): void {
@@ -40,6 +43,7 @@ export function register(program: Command): void {
     .option('--save-crops <dir>', 'write every crop the model sees as PNG plus dir/crops.csv (framing) and dir/not-found.csv')
     .option('--json', 'print the metrics as one JSON object on stdout (the table goes to stderr)')
     .option('--batch-size <n>', 'crops per model call', positiveInteger, 32)
+    .addOption(new Option('--peer <name>', 'score a packaged peer model on the same crops instead of ours (dev dependencies)').choices([...PEERS]))
     .option('-q, --quiet', 'no progress lines and no table on stderr (errors still print)')
     .addHelpText(
       'after',
@@ -109,33 +113,41 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
 
   let detector: FaceDetector | undefined;
   let model: ExpressionModel | undefined;
+  let peer: CropClassifier | undefined;
   let exporter: CropExporter | undefined;
   try {
     const needDetector = datasets.some((d) => !d.crops);
-    [detector, model] = await Promise.all([
-      needDetector ? loadFaceDetector({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }) : Promise.resolve(undefined),
-      loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }),
-    ]);
-    const m = model;
-    const classifier: CropClassifier = {
-      name: 'cafe-stream',
-      classify: (crops) => m.infer(crops.map((c) => ({ streamId: 'evaluate', frameId: 0, pts: 0, trackId: '', box: { x: 0, y: 0, width: 0, height: 0 }, size: c.size, rgb: Buffer.from(c.rgb.buffer, c.rgb.byteOffset, c.rgb.byteLength) }))),
-      close: () => m.close(),
-    };
+    detector = needDetector ? await loadFaceDetector({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }) : undefined;
+    let classifier: CropClassifier;
+    let cropSize: number;
+    if (opts.peer !== undefined) {
+      // a peer reads the crops our models would read: same size, same framing
+      cropSize = cropSizeOf(await resolveModelSet(opts.models));
+      peer = classifier = await loadPeer(opts.peer);
+      info(`peer ${classifier.name} on the crops of ${opts.models}`);
+    } else {
+      const m = (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }));
+      cropSize = m.cropSize;
+      classifier = {
+        name: 'cafe-stream',
+        classify: (crops) => m.infer(crops.map((c) => ({ streamId: 'evaluate', frameId: 0, pts: 0, trackId: '', box: { x: 0, y: 0, width: 0, height: 0 }, size: c.size, rgb: Buffer.from(c.rgb.buffer, c.rgb.byteOffset, c.rgb.byteLength) }))),
+        close: () => m.close(),
+      };
+    }
     if (opts.saveCrops !== undefined) {
       exporter = new CropExporter(opts.saveCrops);
       info(`writing face crops to ${opts.saveCrops} (--save-crops)`);
     }
     const reports: DomainReport[] = [];
     for (const d of datasets) {
-      info(`${d.domain}: ${d.samples.length} labelled images (${d.crops ? 'face crops, no detector' : `detector ${detector!.name}`}; crop ${model.cropSize} px)`);
+      info(`${d.domain}: ${d.samples.length} labelled images (${d.crops ? 'face crops, no detector' : `detector ${detector!.name}`}; crop ${cropSize} px)`);
       const started = performance.now();
       const ex = exporter;
       const result = await evaluateSet({
         dataset: d,
         ...(detector ? { detector } : {}),
         classifier,
-        cropSize: model.cropSize,
+        cropSize,
         cropScale,
         batchSize: opts.batchSize,
         ...(ex ? { onCrop: (r) => ex.write(r), onNotFound: (s, reason) => ex.notFound(s, d.domain, reason) } : {}),
@@ -154,7 +166,7 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
         classifier: classifier.name,
         models: opts.models,
         detector: detector?.name ?? null,
-        cropSize: model.cropSize,
+        cropSize,
         cropScale,
         domains: reports.map((r) => ({ domain: r.domain, spec: r.spec, layout: r.layout, crops: r.crops, noFace: r.noFace, unreadable: r.unreadable, ...r.metrics })),
       };
@@ -169,7 +181,15 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
     await exporter?.close().catch(() => undefined);
     detector?.close();
     await model?.close();
+    await peer?.close().catch(() => undefined);
   }
+}
+
+/** The crop side the pipeline uses with these models (ExpressionModel.cropSize, without loading them). */
+function cropSizeOf(set: Awaited<ReturnType<typeof resolveModelSet>>): number {
+  const e = set.encoder.manifest.inputs.image;
+  const h = set.head.manifest.inputs.image;
+  return Math.max(e.width, e.height, h.width, h.height);
 }
 
 function positiveInteger(value: string): number {
