@@ -10,16 +10,30 @@
 #   scripts/kafka.sh logs     tail the broker log
 #
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (KAFKA_PORT+1), KAFKA_DIR (<repo>/.kafka, git-ignored),
+#      KAFKA_LIB (KAFKA_DIR/lib: the jars),
 #      KAFKA_HEAP (512m), KAFKA_START_TIMEOUT seconds (120).
+#
+# Optional authenticated listeners (off unless KAFKA_SASL_PORT is set; the PLAINTEXT listener stays as it is):
+#      KAFKA_SASL_PORT      SASL_PLAINTEXT on this port, SASL_SSL (TLS) on the next one; mechanisms PLAIN,
+#                           SCRAM-SHA-256 and SCRAM-SHA-512
+#      KAFKA_SASL_USER / KAFKA_SASL_PASSWORD (cafe / cafe-secret): the one user, for PLAIN (JAAS) and SCRAM
+#                           (credentials written by the storage format, so set them before the first start,
+#                           or `reset`)
+#   TLS: a self-signed PKCS12 keystore is made with keytool at start if missing, $KAFKA_DIR/tls/broker.p12 (CN
+#   localhost, SAN 127.0.0.1); clients trust $KAFKA_DIR/tls/ca.pem.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_DIR="${KAFKA_DIR:-$ROOT/.kafka}"
 PORT="${KAFKA_PORT:-19092}"
+SASL_PORT="${KAFKA_SASL_PORT:-}"
+SASL_USER="${KAFKA_SASL_USER:-cafe}"
+SASL_PASSWORD="${KAFKA_SASL_PASSWORD:-cafe-secret}"
+TLS_DIR="$KAFKA_DIR/tls"
 CPORT="${KAFKA_CONTROLLER_PORT:-$((PORT + 1))}"
 HEAP="${KAFKA_HEAP:-512m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
-LIB="$KAFKA_DIR/lib"
+LIB="${KAFKA_LIB:-$KAFKA_DIR/lib}" # a second broker (another KAFKA_DIR) may share the jars
 DATA="$KAFKA_DIR/data"
 PROPS="$KAFKA_DIR/server.properties"
 PIDFILE="$KAFKA_DIR/broker.pid"
@@ -61,14 +75,50 @@ ensure_jars() {
 
 java_cp() { echo "$LIB/*"; }
 
+# A self-signed broker certificate for the SASL_SSL listener (keytool ships with the JDK).
+ensure_keystore() {
+  [[ -f "$TLS_DIR/broker.p12" && -f "$TLS_DIR/ca.pem" ]] && return
+  command -v keytool >/dev/null || die "keytool (from the JDK) is needed for the TLS listener"
+  mkdir -p "$TLS_DIR"
+  rm -f "$TLS_DIR/broker.p12" "$TLS_DIR/ca.pem"
+  keytool -genkeypair -alias broker -keyalg RSA -keysize 2048 -validity 3650 -dname "CN=localhost" \
+    -ext "SAN=ip:127.0.0.1,dns:localhost" -ext "BC=ca:true" -keystore "$TLS_DIR/broker.p12" -storetype PKCS12 \
+    -storepass broker-store -keypass broker-store >>"$LOG" 2>&1 || die "keytool could not make a keystore, see $LOG"
+  keytool -exportcert -rfc -alias broker -keystore "$TLS_DIR/broker.p12" -storepass broker-store -file "$TLS_DIR/ca.pem" >>"$LOG" 2>&1 \
+    || die "keytool could not export the certificate, see $LOG"
+  log "made a self-signed broker keystore in $TLS_DIR (clients trust ca.pem)"
+}
+
+sasl_props() {
+  local l
+  local plain="org.apache.kafka.common.security.plain.PlainLoginModule required username=\"$SASL_USER\" password=\"$SASL_PASSWORD\" user_$SASL_USER=\"$SASL_PASSWORD\";"
+  local scram="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+  echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+  for l in sasl_plaintext sasl_ssl; do
+    echo "listener.name.$l.plain.sasl.jaas.config=$plain"
+    echo "listener.name.$l.scram-sha-256.sasl.jaas.config=$scram"
+    echo "listener.name.$l.scram-sha-512.sasl.jaas.config=$scram"
+  done
+  echo "listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/broker.p12"
+  echo "listener.name.sasl_ssl.ssl.keystore.type=PKCS12"
+  echo "listener.name.sasl_ssl.ssl.keystore.password=broker-store"
+  echo "listener.name.sasl_ssl.ssl.key.password=broker-store"
+}
+
 write_props() {
+  local listeners="PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT"
+  local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  if [[ -n "$SASL_PORT" ]]; then
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT,SASL_SSL://127.0.0.1:$((SASL_PORT + 1))"
+    protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"
+  fi
   cat >"$PROPS" <<EOF
 # written by scripts/kafka.sh on every start; edit the script, not this file
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners
+advertised.listeners=$listeners
+listener.security.protocol.map=$protocols
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
 controller.quorum.bootstrap.servers=127.0.0.1:$CPORT
@@ -87,6 +137,7 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=48
 log.segment.bytes=67108864
 EOF
+  if [[ -n "$SASL_PORT" ]]; then sasl_props >>"$PROPS"; fi
 }
 
 format_once() {
@@ -95,7 +146,11 @@ format_once() {
   id="$(java -cp "$(java_cp)" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n1)"
   [[ -n "$id" ]] || die "StorageTool random-uuid gave no cluster id"
   log "formatting $DATA (cluster $id)"
-  java -cp "$(java_cp)" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" >>"$LOG" 2>&1 \
+  local scram=()
+  if [[ -n "$SASL_PORT" ]]; then
+    scram=(--add-scram "SCRAM-SHA-256=[name=$SASL_USER,password=$SASL_PASSWORD]" --add-scram "SCRAM-SHA-512=[name=$SASL_USER,password=$SASL_PASSWORD]")
+  fi
+  java -cp "$(java_cp)" kafka.tools.StorageTool format --standalone -t "$id" -c "$PROPS" "${scram[@]}" >>"$LOG" 2>&1 \
     || die "storage format failed, see $LOG"
 }
 
@@ -108,6 +163,7 @@ start() {
     answers && die "127.0.0.1:$PORT already answers but is not this checkout's broker: stop it or set KAFKA_PORT"
     local t0=$SECONDS
     ensure_jars
+    if [[ -n "$SASL_PORT" ]]; then ensure_keystore; fi
     write_props
     format_once
     log "starting broker on 127.0.0.1:$PORT (controller $CPORT), log $LOG"

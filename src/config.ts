@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { kafkaSaslSchema, kafkaTlsSchema } from './kafka/security.js';
 import { batchOptionsSchema, pipelineOptionsSchema, type PipelineOptions } from './pipeline/options.js';
 
 const STREAM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -37,6 +38,8 @@ const sinksSchema = z
       .object({
         brokers: z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'host:port')).min(1).describe('bootstrap brokers'),
         topic: z.string().min(1).default('cafe-stream.events') /* = kafka-sink's DEFAULT_KAFKA_TOPIC; not imported so config stays free of kafkajs */.describe('topic for every event'),
+        tls: kafkaTlsSchema.optional().describe('TLS to the brokers (default: CAFE_STREAM_KAFKA_TLS* in the environment)'),
+        sasl: kafkaSaslSchema.optional().describe('SASL PLAIN / SCRAM (default: CAFE_STREAM_KAFKA_SASL_* in the environment)'),
       })
       .strict()
       .optional(),

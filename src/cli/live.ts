@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import { loadLiveConfig, parseLiveConfig, pipelineOptionsOf, type LiveConfig, type StreamConfig } from '../config.js';
 import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
 import { LiveMetrics } from '../http/metrics.js';
+import { resolveKafkaSecurity } from '../kafka/security.js';
 import { createLogger } from '../log.js';
 import { LiveHttpServer, type StreamControl } from '../http/server.js';
 import { activeFfmpegPids, redactUrl } from '../ingest/rtsp-source.js';
@@ -134,7 +135,11 @@ function exitOnError(err: unknown): never {
 async function buildSinks(cfg: LiveConfig['sinks'], http: LiveHttpServer | undefined, log: Logger): Promise<Sink[]> {
   const sinks: Sink[] = [];
   if (cfg.jsonl !== undefined) sinks.push(await createJsonlSink({ path: cfg.jsonl.path }));
-  if (cfg.kafka !== undefined) sinks.push(await createKafkaSink({ brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, log }));
+  if (cfg.kafka !== undefined) {
+    const { tls, sasl } = cfg.kafka;
+    const security = resolveKafkaSecurity({ ...(tls === undefined ? {} : { tls }), ...(sasl === undefined ? {} : { sasl }) });
+    sinks.push(await createKafkaSink({ brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, log, security }));
+  }
   if (cfg.ws !== undefined) {
     if (http === undefined) throw new ConfigError('sinks.ws', 'sinks.ws: the WebSocket sink needs the HTTP server');
     sinks.push(await createWsSink({ server: http.server, path: cfg.ws.path, log, ...(cfg.ws.token === undefined ? {} : { token: cfg.ws.token }) }));

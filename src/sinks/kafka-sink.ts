@@ -13,6 +13,7 @@
 // See docs/sinks.md.
 import { Kafka, Partitioners, logLevel, type Producer, type Message } from 'kafkajs';
 import { ConfigError, SinkError, errorLine } from '../errors.js';
+import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from '../kafka/security.js';
 import { createLogger } from '../log.js';
 import type { SinkLog } from './sink-log.js';
 import { backoffDelay } from '../retry.js';
@@ -43,6 +44,8 @@ export interface KafkaSinkOptions {
   retryMaxMs?: number;
   /** pino or anything with info/warn(obj, msg); default: pino JSON lines on stderr. */
   log?: SinkLog;
+  /** TLS / SASL (src/kafka/security.ts); default: from the CAFE_STREAM_KAFKA_* environment. */
+  security?: KafkaSecurity;
 }
 
 export interface KafkaSinkStats extends SinkStats {
@@ -109,6 +112,7 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
   const kafka = new Kafka({
     clientId: o.clientId,
     brokers: o.brokers,
+    ...kafkaClientSecurity(options.security ?? kafkaSecurityFromEnv()),
     connectionTimeout: 3_000,
     requestTimeout: 15_000,
     // our own loop retries with backoff and logs one line per outage; kafkajs' per-attempt ERROR lines would flood stderr

@@ -114,3 +114,32 @@ export function readIdsByKey(messages: ReadMessage[]): Map<string, string[]> {
   }
   return m;
 }
+
+/**
+ * A second broker with authenticated listeners, apart from the shared PLAINTEXT one (scripts/kafka.sh with
+ * KAFKA_SASL_PORT): SASL_PLAINTEXT on `saslPort`, SASL_SSL on `tlsPort` (self-signed cert, trust `caFile`);
+ * user `cafe` / `cafe-secret` for PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512. Shares the jars of the first.
+ */
+export const SECURE_BROKER = (() => {
+  const base = Number(process.env['KAFKA_SECURE_PORT'] ?? '19192');
+  const dir = join(repoRoot, '.kafka', 'secure');
+  return {
+    env: { KAFKA_DIR: dir, KAFKA_LIB: join(repoRoot, '.kafka', 'lib'), KAFKA_PORT: String(base), KAFKA_SASL_PORT: String(base + 2) },
+    plaintext: `127.0.0.1:${base}`,
+    sasl: `127.0.0.1:${base + 2}`,
+    tls: `127.0.0.1:${base + 3}`,
+    caFile: join(dir, 'tls', 'ca.pem'),
+    username: 'cafe',
+    password: 'cafe-secret',
+  };
+})();
+
+export async function startSecureBroker(): Promise<void> {
+  // the shared broker first: it resolves the jars the second one borrows
+  await brokerAsync('start');
+  await promisify(execFile)('bash', [script, 'start'], { timeout: 300_000, env: { ...process.env, ...SECURE_BROKER.env } });
+}
+
+export async function stopSecureBroker(): Promise<void> {
+  await promisify(execFile)('bash', [script, 'stop'], { timeout: 120_000, env: { ...process.env, ...SECURE_BROKER.env } });
+}
