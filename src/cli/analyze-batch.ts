@@ -12,7 +12,7 @@ import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
 import { createMediaSource, isPhotoPath } from '../ingest/image-source.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
 import { loadFaceDetector, type FaceDetector } from '../model/face-detector.js';
-import { resolvePipelineOptions } from '../pipeline/options.js';
+import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
 import { type RunSummary, type StreamResult, createPipeline } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
 import { sinksFromOptions } from '../sinks/factory.js';
@@ -100,7 +100,10 @@ export async function analyzeBatch(inputs: string[], opts: AnalyzeOptions & { jo
     items = expanded.items;
     if (expanded.skipped > 0) info(`skipped ${expanded.skipped} entries that are neither photos nor videos (by extension) or are folders`);
     if (items.length === 0) throw new ConfigError('input', `no photos or videos in ${inputs.join(', ')}`);
-    pipelineOptions = resolvePipelineOptions({ batch: { maxBatch: opts.batchSize, maxWaitMs: opts.batchMs } });
+    pipelineOptions = resolvePipelineOptions({
+      batch: { maxBatch: opts.batchSize, maxWaitMs: opts.batchMs },
+      detection: { interval: opts.detectInterval ?? FILE_DETECT_INTERVAL },
+    });
     sinks = await sinksFromOptions(opts);
   } catch (err) {
     return fail(err);
