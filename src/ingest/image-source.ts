@@ -1,8 +1,7 @@
 // A photo as a stream of one frame, so a still image goes through exactly the pipeline a video does (detector,
 // tracker, crop, model, timeline). Its stream is a `file` stream with duration 0 and its one frame at time 0,
 // which the event schema v1 already describes. Which inputs are photos is decided by file extension.
-import { extname } from 'node:path';
-import { basename } from 'node:path';
+import { basename, extname } from 'node:path';
 import { Observable } from 'rxjs';
 import type { Frame, FrameSource, StreamInfo } from '../types.js';
 import { createFileSource, type FileSourceOptions } from './file-source.js';
