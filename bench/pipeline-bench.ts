@@ -23,7 +23,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
-import { loadExpressionModel } from '../src/model/expression-model.js';
+import { CPU_INTRA_OP_THREADS, loadExpressionModel } from '../src/model/expression-model.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector } from '../src/model/face-detector.js';
@@ -260,7 +260,7 @@ async function main(): Promise<void> {
     detectInterval: args.detectInterval,
     detectorStageFps: round(detectStageFps),
     detectorShare: Number(detectorShare.toFixed(3)),
-    ortThreads: args.ortThreads ?? 'default',
+    ortThreads: args.ortThreads ?? CPU_INTRA_OP_THREADS,
     modelCropsPerSecond: round(modelCropsPerSecond),
     facesPerFrame: round(facesPerFrame),
     endToEndFps: round(e2eFps),

@@ -14,9 +14,10 @@
 // size after our scale filter, printed before the first frame's bytes. No second RTSP session is opened for a
 // probe, and a camera that changes resolution between connections is picked up on reconnect.
 //
-// Live policy: the newest frame wins. At most `maxPending` frames are out in the pipeline (emitted, not yet
-// released) and at most one more is held here; when a newer frame arrives the held one is dropped and
-// counted in `skipped()`. The reader thread applies the same rule before that: it keeps only the newest
+// Live policy: the newest frame wins. At most `maxPending` frames (default 1) are out in the pipeline (emitted,
+// not yet released), and with a shared `gate` (admission.ts) a frame also needs one of the slots all cameras
+// share; at most one more is held here; when a newer frame arrives the held one is dropped and counted in
+// `skipped()`. The reader thread applies the same rule before that: it keeps only the newest
 // complete frame until the main thread takes one. ffmpeg is never paused (a paused RTSP reader falls behind
 // the camera for good).
 //
@@ -30,6 +31,7 @@ import { ConfigError, IngestError, errorLine, type ErrorCode } from '../errors.j
 import { DEFAULT_RETRY_POLICY, retry, type RetryPolicy } from '../retry.js';
 import type { Frame, FrameSource, StreamInfo } from '../types.js';
 import type { FromReader, ToReader } from './rtsp-reader-protocol.js';
+import type { AdmissionGate } from './admission.js';
 import { StallWatchdog } from './watchdog.js';
 
 export type LiveState = 'connecting' | 'online' | 'offline' | 'stopped';
@@ -87,8 +89,10 @@ export interface RtspSourceOptions {
   connectSeconds?: number;
   /** ffmpeg's socket I/O timeout (`-timeout`, µs on the command line); default 5 s. */
   ioTimeoutSeconds?: number;
-  /** frames out in the pipeline before newer ones replace the held one; default 2. */
+  /** frames out in the pipeline before newer ones replace the held one; default 1 (newest frame wins). */
   maxPending?: number;
+  /** a bound on frames in flight shared with other sources (admission.ts); a frame also needs a slot there. */
+  gate?: AdmissionGate;
   /** reconnect backoff; the cap keeps "back within 10 s of the server's return" true. */
   backoff?: Partial<RtspBackoff>;
   /** SIGTERM → SIGKILL grace, default 1000 ms. */
@@ -170,6 +174,30 @@ export function createRtspSource(opts: RtspSourceOptions): RtspSource {
     subscriber?.next(frame);
   };
 
+  // Frames holding a slot of the shared gate; each gives it back once, on release or close.
+  const slotted = new Set<Frame>();
+  /** Room for one more frame: under maxPending, and a slot of the shared gate when there is one. */
+  const admit = (frame: Frame): boolean => {
+    if (outstanding.size >= o.maxPending) return false;
+    if (o.gate === undefined) return true;
+    if (!o.gate.tryEnter()) {
+      o.gate.wait(onSlot);
+      return false;
+    }
+    slotted.add(frame);
+    return true;
+  };
+  /** The gate freed a slot: the held frame (the newest) goes now. */
+  const onSlot = (): boolean => {
+    if (held === undefined || subscriber === undefined || closed) return false;
+    const next = held;
+    if (!admit(next)) return false;
+    held = undefined;
+    next.frameId = frameId++;
+    deliver(next);
+    return true;
+  };
+
   /** A complete frame came from ffmpeg: hand it on, or hold it if the pipeline is behind. */
   const onFrame = (data: Buffer, width: number, height: number, at: number, droppedInReader: number): void => {
     decoded += 1 + droppedInReader;
@@ -181,18 +209,20 @@ export function createRtspSource(opts: RtspSourceOptions): RtspSource {
       held = frame;
       return;
     }
-    if (outstanding.size < o.maxPending) {
+    if (held !== undefined) skipped++;
+    held = undefined;
+    if (admit(frame)) {
       frame.frameId = frameId++;
       deliver(frame);
       return;
     }
-    if (held !== undefined) skipped++;
     held = frame;
   };
 
   const release = (frame: Frame): void => {
     if (!outstanding.delete(frame)) return; // unknown or released twice
-    if (held !== undefined && outstanding.size < o.maxPending) {
+    if (slotted.delete(frame)) o.gate?.leave();
+    if (held !== undefined && admit(held)) {
       const next = held;
       held = undefined;
       next.frameId = frameId++;
@@ -316,7 +346,7 @@ export function createRtspSource(opts: RtspSourceOptions): RtspSource {
         }
         ensureStarted();
         // a frame that arrived before the subscription is the newest one: deliver it first
-        if (held !== undefined && outstanding.size < o.maxPending) {
+        if (held !== undefined && admit(held)) {
           const first = held;
           held = undefined;
           first.frameId = frameId++;
@@ -329,6 +359,11 @@ export function createRtspSource(opts: RtspSourceOptions): RtspSource {
       }),
     async close(): Promise<void> {
       closed = true;
+      // slots of frames the pipeline has not released yet go back now: other cameras must not wait for them
+      o.gate?.cancel(onSlot);
+      const slots = slotted.size;
+      slotted.clear();
+      for (let i = 0; i < slots; i++) o.gate?.leave();
       await stop();
       for (const w of infoWaiters.splice(0)) w.reject(notConnected());
       if (state !== 'stopped') {
@@ -364,8 +399,8 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-type Resolved = Required<Omit<RtspSourceOptions, 'sampleFps' | 'maxWidth' | 'log' | 'random' | 'backoff'>> &
-  Pick<RtspSourceOptions, 'sampleFps' | 'maxWidth' | 'log' | 'random'> & { backoff: RtspBackoff };
+type Resolved = Required<Omit<RtspSourceOptions, 'sampleFps' | 'maxWidth' | 'log' | 'random' | 'backoff' | 'gate'>> &
+  Pick<RtspSourceOptions, 'sampleFps' | 'maxWidth' | 'log' | 'random' | 'gate'> & { backoff: RtspBackoff };
 
 function validate(opts: RtspSourceOptions): Resolved {
   const bad = (key: string, msg: string): never => {
@@ -381,7 +416,7 @@ function validate(opts: RtspSourceOptions): Resolved {
   positive('stallSeconds', opts.stallSeconds);
   positive('connectSeconds', opts.connectSeconds);
   positive('ioTimeoutSeconds', opts.ioTimeoutSeconds);
-  const maxPending = opts.maxPending ?? 2;
+  const maxPending = opts.maxPending ?? 1;
   if (!Number.isInteger(maxPending) || maxPending < 1) bad('maxPending', `must be an integer >= 1, got ${maxPending}`);
   const transport = opts.transport ?? 'tcp';
   if (transport !== 'tcp' && transport !== 'udp') bad('transport', `must be tcp or udp, got ${String(transport)}`);
@@ -399,6 +434,7 @@ function validate(opts: RtspSourceOptions): Resolved {
     killGraceMs: opts.killGraceMs ?? 1000,
     log: opts.log,
     random: opts.random,
+    gate: opts.gate,
   };
 }
 

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, errorLine } from '../errors.js';
 import type { LiveMetrics } from '../http/metrics.js';
 import type { StreamControl, StreamView } from '../http/server.js';
+import { AdmissionGate } from '../ingest/admission.js';
 import { createRtspSource, redactUrl, type RtspBackoff, type RtspSource, type SourceStatus } from '../ingest/rtsp-source.js';
 import { parseStreamConfig, type StreamConfig } from '../config.js';
 import type { Sink, StreamOfflineEvent, StreamOnlineEvent, TimelineEvent } from '../types.js';
@@ -27,6 +28,8 @@ export interface LiveRunnerParams {
   createSource?: (cfg: StreamConfig) => RtspSource;
   /** every event that reached the sinks (pipeline events and stream.online/offline). */
   onEvent?: (event: TimelineEvent) => void;
+  /** frames of all cameras together inside the pipeline at once (admission.ts); default 2. */
+  maxFramesInFlight?: number;
 }
 
 interface LiveStream {
@@ -52,9 +55,12 @@ export class LiveRunner implements StreamControl {
   /** status events are written in order, one at a time. */
   #statusChain: Promise<void> = Promise.resolve();
   #closing = false;
+  /** one detector and one model stage serve every camera: frames are admitted against one shared bound. */
+  readonly #gate: AdmissionGate;
 
   constructor(params: LiveRunnerParams) {
     this.#p = params;
+    this.#gate = new AdmissionGate(params.maxFramesInFlight ?? 2);
     const { metrics } = params;
     const model = params.model;
     const metered: ExpressionModelPort = {
@@ -131,12 +137,16 @@ export class LiveRunner implements StreamControl {
     return this.#view(cfg.id)!;
   }
 
-  /** Stops a stream: ingest killed, its tracks closed and its stream.end written. False if unknown. */
-  async remove(id: string): Promise<boolean> {
+  /**
+   * Stops a stream: ingest killed, its tracks closed and its stream.end written. False if unknown. With a
+   * reason (a worker handing the camera back to its group) the open tracks end with it instead of stream.end.
+   */
+  async remove(id: string, trackEndReason?: 'reassigned'): Promise<boolean> {
     if (this.#disabled.delete(id)) return true;
     const entry = this.#streams.get(id);
     if (entry === undefined) return false;
     this.#streams.delete(id);
+    if (trackEndReason !== undefined) this.#pipeline.interrupt(id, trackEndReason);
     this.#pipeline.stop(id);
     await entry.source.close();
     await entry.done;
@@ -204,6 +214,7 @@ export class LiveRunner implements StreamControl {
       streamId: cfg.id,
       transport: cfg.transport,
       stallSeconds: cfg.stallSeconds,
+      gate: this.#gate,
       ...(cfg.sampleFps === undefined ? {} : { sampleFps: cfg.sampleFps }),
       ...(cfg.maxWidth === undefined ? {} : { maxWidth: cfg.maxWidth }),
       ...(this.#p.reconnect === undefined ? {} : { backoff: this.#p.reconnect }),

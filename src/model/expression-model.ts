@@ -13,7 +13,7 @@ export interface ExpressionModelOptions {
   modelsDir: string;
   /** default 'auto': a GPU provider that works, else cpu. */
   device?: Device;
-  /** intra-op threads per session; default: onnxruntime's. */
+  /** intra-op threads per session; default on cpu: CPU_INTRA_OP_THREADS; on a GPU: onnxruntime's. */
   threads?: number;
   /** receives one line saying which models run on which provider (and which providers failed). */
   log?: (line: string) => void;
@@ -47,7 +47,17 @@ interface Sessions {
   head: ort.InferenceSession;
 }
 
-async function openSessions(set: ModelSet, provider: Provider, threads: number | undefined): Promise<Sessions> {
+/**
+ * onnxruntime's default is one intra-op thread per core, spinning while it waits for work. In the pipeline the
+ * face detector (its own thread), ffmpeg and the main thread need a core too, and a spinning pool that loses a
+ * core to them stalls at every barrier: measured on 2 shared cores (bench/overlap.ts, BENCHMARKS.md), one
+ * thread gave the pipeline several times the frames per second of the default. The cores are shared between
+ * stages instead: the detector on one, the model on the other.
+ */
+export const CPU_INTRA_OP_THREADS = 1;
+
+async function openSessions(set: ModelSet, provider: Provider, requested: number | undefined): Promise<Sessions> {
+  const threads = requested ?? (provider === 'cpu' ? CPU_INTRA_OP_THREADS : undefined);
   const encoder = await openSession(set.encoder, provider, threads);
   let head: ort.InferenceSession;
   try {
