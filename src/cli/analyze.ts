@@ -8,7 +8,8 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { errorLine } from '../errors.js';
 import { createMediaSource } from '../ingest/image-source.js';
-import { loadFaceDetector, type FaceDetector } from '../model/face-detector.js';
+import { loadFaceDetectorThread } from '../model/detector-thread.js';
+import type { FaceDetector } from '../model/face-detector.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
 import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
 import { type RunSummary, firstStreamError, runPipeline } from '../pipeline/run.js';
@@ -135,7 +136,9 @@ export async function analyze(file: string, opts: AnalyzeOptions): Promise<numbe
     try {
       stream = await source.info();
       loaded = await Promise.all([
-        loadFaceDetector({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }).then((d) => (detector = d)),
+        // on its own thread: onnxruntime-node runs inference on the calling (main) thread, so a detector there
+        // would take turns with the model instead of running beside it (bench/overlap.ts)
+        loadFaceDetectorThread({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }).then((d) => (detector = d)),
         loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }).then((m) => (model = m)),
       ]);
     } catch (err) {

@@ -1,10 +1,11 @@
 // The face detector on a worker thread, behind the same FaceDetector interface.
 //
-// Why: tfjs-wasm runs synchronously on the thread that calls it (~70 ms a frame at 640 px on one idle core),
-// and threaded wasm is off in Node (tfjs-backend-wasm 4.22 reports WASM_HAS_MULTITHREAD_SUPPORT false when
-// IS_NODE). On the main thread every detector call stalls cropping, preprocessing and the hand-off of finished
-// model batches for its whole length, so the two stages take turns instead of sharing the two cores. On its own
-// thread the detector keeps one core busy while the main thread feeds onnxruntime on the other.
+// Why: both model stages run on the thread that calls them. tfjs-wasm is synchronous (~70 ms a frame at 640 px
+// on one idle core) and its threaded build is off in Node (tfjs-backend-wasm 4.22 reports
+// WASM_HAS_MULTITHREAD_SUPPORT false when IS_NODE); onnxruntime-node's `run()` only defers to setImmediate and
+// then runs the session synchronously on the same thread (dist/backend.js). With both on the main thread the
+// detector and the expression model take turns, whatever the batching: on 2 cores one of them always idles.
+// On its own thread the detector keeps one core busy while the main thread runs onnxruntime on the other.
 //
 // Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them).
 import { createRequire } from 'node:module';

@@ -49,10 +49,9 @@ interface Sessions {
 
 /**
  * onnxruntime's default is one intra-op thread per core, spinning while it waits for work. In the pipeline the
- * face detector (its own thread), ffmpeg and the main thread need a core too, and a spinning pool that loses a
- * core to them stalls at every barrier: measured on 2 shared cores (bench/overlap.ts, BENCHMARKS.md), one
- * thread gave the pipeline several times the frames per second of the default. The cores are shared between
- * stages instead: the detector on one, the model on the other.
+ * face detector runs beside the model on its own thread (detector-thread.ts), and ffmpeg decodes on the side:
+ * two model threads on 2 cores would fight the detector for its core, and a spinning pool that loses a core
+ * stalls at every barrier. So each stage gets one core. Measured with bench/overlap.ts (BENCHMARKS.md).
  */
 export const CPU_INTRA_OP_THREADS = 1;
 
