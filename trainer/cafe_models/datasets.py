@@ -9,6 +9,17 @@ Layouts, as written on the command line (`layout:path`):
   folder:DIR         DIR/<class name>/*.jpg|png|...; names and synonyms in classes.CLASS_NAMES
   csv:FILE           `path,label` rows (optional header); label = class name or canonical index; paths
                      relative to the CSV's folder
+  taiwanese:DIR      the Taiwanese posed set: DIR/PPTVEnn.jpg, expression = 5th character (a neutral,
+                     b happiness, c sadness, d anger, e disgust, f fear, g surprise; '0' unlabelled, skipped),
+                     group = performer PP; whole uncropped photos
+  detections:CSV     the crops CSV of `cafe-stream evaluate --save-crops`: source image, label, group and the
+                     product detector's box per row; the image is cropped the way the pipeline crops it
+                     (facecrop.render_crop), so training and evaluation see the deployed framing. Rows without a
+                     box (no face found) are dropped and counted in `FaceSet.missing`.
+
+Any spec may end in `@train`, `@val` or `@test`: the set's groups (performers, subjects) are split into
+disjoint parts (GROUP_SPLIT of the groups, by a fixed seed) and only that part is loaded, so one person
+never appears on both sides of a train/selection/test boundary.
 
 Images are only opened by `read_image`; loaders check the index files and that every image file exists,
 and raise `DatasetError` naming the path when something is missing or malformed.
@@ -27,7 +38,10 @@ from .classes import CLASS_NAMES, CLASSES, FERPLUS_VOTE_COLUMNS, NUM_CLASSES, cl
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 FERPLUS_PROTOCOLS = ("majority", "argmax", "msft")
-LAYOUTS = ("ferplus", "rafdb", "rafdb-train", "rafdb-test", "affectnet", "folder", "csv")
+LAYOUTS = ("ferplus", "rafdb", "rafdb-train", "rafdb-test", "affectnet", "folder", "csv", "taiwanese", "detections")
+SPLIT_PARTS = ("train", "val", "test")
+GROUP_SPLIT = (0.5, 0.2, 0.3)  # shares of the groups in train / val / test
+GROUP_SPLIT_SEED = 20241001
 
 
 class DatasetError(ValueError):
@@ -44,12 +58,20 @@ class FaceSet:
     labels: np.ndarray  # (N,) int64 canonical indices
     soft: np.ndarray | None = None  # (N, 7) float32 vote distributions, FERPlus only
     boxes: list[Box | None] = field(default_factory=list)
+    # person (performer / subject) of each sample, "" when unknown: the unit of a disjoint split
+    groups: list[str] = field(default_factory=list)
+    # the detector's box per sample when the image is to be framed as the pipeline frames it (detections
+    # layout); `boxes` then stays None (no plain crop)
+    detections: list[tuple[float, float, float, float] | None] = field(default_factory=list)
+    missing: int = 0  # samples listed but dropped because no face was found
 
     def __post_init__(self) -> None:
-        if not self.boxes:
-            self.boxes = [None] * len(self.paths)
-        if not (len(self.paths) == len(self.labels) == len(self.boxes)):
-            raise ValueError("paths, labels and boxes must have the same length")
+        n = len(self.paths)
+        self.boxes = self.boxes or [None] * n
+        self.groups = self.groups or [""] * n
+        self.detections = self.detections or [None] * n
+        if not (n == len(self.labels) == len(self.boxes) == len(self.groups) == len(self.detections)):
+            raise ValueError("paths, labels, boxes, groups and detections must have the same length")
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -65,6 +87,8 @@ class FaceSet:
             self.labels[idx],
             None if self.soft is None else self.soft[idx],
             [self.boxes[i] for i in idx],
+            [self.groups[i] for i in idx],
+            [self.detections[i] for i in idx],
         )
 
 
@@ -265,6 +289,89 @@ def load_csv(csv_path: str | Path) -> FaceSet:
     return _finish(f"csv:{index.stem}", paths, labels, index)
 
 
+# ---------------------------------------------------------------- Taiwanese posed set
+
+TAIWANESE_CODES = {"a": "neutral", "b": "happiness", "c": "sadness", "d": "anger", "e": "disgust", "f": "fear",
+                   "g": "surprise"}
+
+
+def taiwanese_label(name: str) -> int | None:
+    """Canonical class of a `PPTVEnn.jpg` file name (5th character), None when unlabelled ('0')."""
+    code = name[4:5].lower()
+    return class_from_name(TAIWANESE_CODES[code]) if code in TAIWANESE_CODES else None
+
+
+def load_taiwanese(root: str | Path) -> FaceSet:
+    root = _require_dir(Path(root), "Taiwanese image folder")
+    paths, labels, groups = [], [], []
+    for p in sorted(root.iterdir()):
+        if p.suffix.lower() not in IMAGE_SUFFIXES or len(p.stem) < 5:
+            continue
+        cls = taiwanese_label(p.name)
+        if cls is None:
+            continue
+        paths.append(p)
+        labels.append(cls)
+        groups.append(p.name[:2])
+    return _finish(f"taiwanese:{root.name}", paths, labels, root, groups=groups)
+
+
+# ---------------------------------------------------------------- product-path detections
+
+DETECTION_COLUMNS = ("source", "label", "box_x", "box_y", "box_w", "box_h")
+
+
+def load_detections(csv_path: str | Path) -> FaceSet:
+    index = _require_file(Path(csv_path), "crops CSV")
+    paths, labels, groups, dets, missing = [], [], [], [], 0
+    with open(index, newline="") as f:
+        reader = csv.DictReader(f)
+        cols = set(reader.fieldnames or [])
+        if not set(DETECTION_COLUMNS) <= cols:
+            raise DatasetError(f"{index}: needs columns {', '.join(DETECTION_COLUMNS)} (a crops.csv from "
+                               f"`cafe-stream evaluate --save-crops`), has {sorted(cols)}")
+        for lineno, row in enumerate(reader, 2):
+            cls = class_from_name(row["label"] or "")
+            if cls is None:
+                continue
+            if not row["box_x"]:
+                missing += 1
+                continue
+            try:
+                box = tuple(float(row[k]) for k in ("box_x", "box_y", "box_w", "box_h"))
+            except ValueError:
+                raise DatasetError(f"{index}:{lineno}: malformed box") from None
+            if box[2] <= 0 or box[3] <= 0:
+                raise DatasetError(f"{index}:{lineno}: empty box")
+            p = Path(row["source"])
+            paths.append(p if p.is_absolute() else index.parent / p)
+            labels.append(cls)
+            groups.append(row.get("group") or "")
+            dets.append(box)
+    label = index.parent.name if index.stem == "crops" else index.stem
+    fs = _finish(f"detections:{label}", paths, labels, index, groups=groups, detections=dets)
+    fs.missing = missing
+    return fs
+
+
+# ---------------------------------------------------------------- group-disjoint parts
+
+def group_split(groups: list[str], part: str, shares: tuple[float, float, float] = GROUP_SPLIT,
+                seed: int = GROUP_SPLIT_SEED) -> np.ndarray:
+    """Indices of the samples whose group falls in `part` (train / val / test). The groups, not the
+    samples, are shuffled (by `seed`) and cut by `shares`, so the parts share no person."""
+    if part not in SPLIT_PARTS:
+        raise ValueError(f"unknown split part {part!r}; use one of {', '.join(SPLIT_PARTS)}")
+    names = sorted(set(groups))
+    if "" in names:
+        raise DatasetError("a group split needs a group (person) for every sample; this set has none")
+    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
+    cut1 = round(len(order) * shares[0])
+    cut2 = cut1 + round(len(order) * shares[1])
+    chosen = set({"train": order[:cut1], "val": order[cut1:cut2], "test": order[cut2:]}[part])
+    return np.array([i for i, g in enumerate(groups) if g in chosen], dtype=np.int64)
+
+
 # ---------------------------------------------------------------- dispatch + pixels
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -274,8 +381,22 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return layout, path
 
 
+def split_part(spec: str) -> tuple[str, str | None]:
+    """`layout:path@part` -> (`layout:path`, part); no suffix -> (spec, None)."""
+    base, at, part = spec.rpartition("@")
+    if at and part in SPLIT_PARTS:
+        return base, part
+    return spec, None
+
+
 def load_set(spec: str, *, rafdb_split: str = "test", ferplus_protocol: str = "majority") -> FaceSet:
-    """Load a `layout:path` set (see module docstring)."""
+    """Load a `layout:path[@part]` set (see module docstring)."""
+    base, part = split_part(spec)
+    if part is not None:
+        fs = load_set(base, rafdb_split=rafdb_split, ferplus_protocol=ferplus_protocol)
+        sub = fs.subset(group_split(fs.groups, part))
+        sub.name, sub.missing = f"{fs.name}@{part}", fs.missing
+        return sub
     layout, path = parse_spec(spec)
     if layout == "ferplus":
         return load_ferplus(path, ferplus_protocol)
@@ -285,6 +406,10 @@ def load_set(spec: str, *, rafdb_split: str = "test", ferplus_protocol: str = "m
         return load_affectnet(path)
     if layout == "folder":
         return load_folder(path)
+    if layout == "taiwanese":
+        return load_taiwanese(path)
+    if layout == "detections":
+        return load_detections(path)
     return load_csv(path)
 
 

@@ -18,6 +18,7 @@ from .features import open_session
 from .params import EvalConfig, ExportConfig
 
 PARITY_ATOL = 1e-4
+FP16_ATOL = 5e-3  # max |p_fp16 - p_fp32| allowed for a head stored in float16
 
 
 def load_head(checkpoint: Path) -> tuple[CafeHead, dict]:
@@ -51,10 +52,33 @@ def export_onnx(model: CafeHead, image_size: int, out: Path, opset: int = 17) ->
     return diff
 
 
+def to_fp16(model: CafeHead, image_size: int, out: Path) -> float:
+    """Rewrite the exported fp32 graph at `out` with float16 weights; return the max |Δp| against the fp32
+    graph on standardised-scale random features (raises above FP16_ATOL)."""
+    from cafe_models.onnx_fp16 import store_fp16
+
+    g = torch.Generator().manual_seed(1)
+    image = torch.randn(64, 3, image_size, image_size, generator=g).numpy()
+    mean = model.feature_mean if model.standardised else torch.zeros(model.feature_dim)
+    std = model.feature_std if model.standardised else torch.ones(model.feature_dim)
+    features = (mean + std * torch.randn(64, model.feature_dim, generator=g)).clamp_min(0).numpy()
+    feeds = {"image": image, "features": features}
+    ref = open_session(out, 1).run(["probabilities"], feeds)[0]
+    half = store_fp16(onnx.load(str(out)))
+    onnx.checker.check_model(half)
+    onnx.save(half, str(out))
+    got = open_session(out, 1).run(["probabilities"], feeds)[0]
+    diff = float(np.abs(got - ref).max())
+    if diff > FP16_ATOL:
+        raise RuntimeError(f"{out}: float16 weights change the probabilities by {diff} (> {FP16_ATOL})")
+    return diff
+
+
 def export_head(cfg: ExportConfig) -> dict:
     model, meta = load_head(cfg.checkpoint)
     out = Path(cfg.out)
     diff = export_onnx(model, meta["image_size"], out, cfg.opset)
+    fp16_diff = to_fp16(model, meta["image_size"], out) if cfg.fp16 else None
     enc = meta["encoder"]
     inputs = {
         "image": image_input(name="image", layout="NCHW", size=meta["image_size"], color="gray",
@@ -67,14 +91,19 @@ def export_head(cfg: ExportConfig) -> dict:
         "variant": meta["variant"],
         "mask_source": model.mask_source,
         "standardised_features": model.standardised,
+        "weights": "float16" if cfg.fp16 else "float32",
         "training": {"epoch": meta["epoch"], "valid_accuracy_pytorch": meta["valid_accuracy"],
-                     "train": meta["config"]["train"], "valid": meta["config"]["valid"]},
+                     "train": meta["config"]["train"], "valid": meta["config"]["valid"],
+                     **({"protocol": meta["protocol"], "selection": "mean accuracy over the valid domains"}
+                        if "protocol" in meta else {})},
     }
     source = (f"trained by cafe-stream's trainer (variant {meta['variant']}, mask from {model.mask_source}, "
               f"mask input {meta['image_size']}px, "
               f"encoder {enc['file']}); see models/MODEL_CARD.md")
     manifest = write_manifest(out, "head", cfg.name, source, inputs, output, extra)
     result = {"onnx": str(out), "manifest": str(manifest), "parity_max_abs_diff": diff}
+    if fp16_diff is not None:
+        result["fp16_max_abs_diff"] = fp16_diff
     if cfg.valid:
         result["metrics"] = add_metrics(manifest, cfg.valid)
     return result

@@ -34,6 +34,19 @@ def _train(a: argparse.Namespace) -> int:
     return 0
 
 
+def _train_xd(a: argparse.Namespace) -> int:
+    from .train_xd import XdConfig, train_xd
+
+    cfg = XdConfig(train=a.train, valid=a.valid, encoder=Path(a.encoder), out=Path(a.out),
+                   cache_dir=Path(a.cache_dir), variant=a.variant, train_weights=a.train_weights or [],
+                   views=a.views, domain_views=a.domain_views, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                   weight_decay=a.weight_decay, gamma=a.gamma, w_sep=a.w_sep, w_div=a.w_div,
+                   logit_adjust=a.logit_adjust, label_smoothing=a.label_smoothing, seed=a.seed, threads=a.threads,
+                   progress=not a.no_progress)
+    print(json.dumps(train_xd(cfg), indent=2))
+    return 0
+
+
 def _cache(a: argparse.Namespace) -> int:
     import torch
 
@@ -56,7 +69,8 @@ def _cache(a: argparse.Namespace) -> int:
 def _export(a: argparse.Namespace) -> int:
     from .export_head import export_head
 
-    cfg = ExportConfig(checkpoint=Path(a.checkpoint), out=Path(a.out), name=a.name, valid=a.valid or [])
+    cfg = ExportConfig(checkpoint=Path(a.checkpoint), out=Path(a.out), name=a.name, valid=a.valid or [],
+                       fp16=a.fp16)
     print(json.dumps(export_head(cfg), indent=2))
     return 0
 
@@ -122,6 +136,34 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=_train)
 
+    xd = sub.add_parser("train-xd", help="train a feature-mask head across domains (several train/selection sets, "
+                                         "cached augmented views, logit adjustment); see cafe_train/train_xd.py")
+    xd.add_argument("--train", action="append", required=True,
+                    help="training set layout:path[@train]; repeat for several (e.g. FER+ and a performer split)")
+    xd.add_argument("--train-weights", type=float, nargs="+",
+                    help="share of each batch drawn from each --train set (default: by set size)")
+    xd.add_argument("--valid", action="append", required=True,
+                    help="selection domain layout:path[@val]; repeat; the best mean accuracy over them is kept")
+    xd.add_argument("--encoder", default=str(REPO_ROOT / "models" / "encoder-faceres-emotion.onnx"))
+    xd.add_argument("--out", required=True)
+    xd.add_argument("--cache-dir", required=True)
+    xd.add_argument("--variant", choices=("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc"), default="cafe")
+    xd.add_argument("--views", type=int, default=1, help="cached views per FER+ image (0 clean, 1 mirror, 2.. augmented)")
+    xd.add_argument("--domain-views", type=int, help="cached views per image of the other training sets")
+    xd.add_argument("--epochs", type=int, default=30)
+    xd.add_argument("--batch-size", type=int, default=64)
+    xd.add_argument("--lr", type=float, default=2e-4)
+    xd.add_argument("--weight-decay", type=float, default=1e-4)
+    xd.add_argument("--gamma", type=float, default=0.9)
+    xd.add_argument("--w-sep", type=float, default=1.5)
+    xd.add_argument("--w-div", type=float, default=5.0)
+    xd.add_argument("--logit-adjust", type=float, default=1.0, help="tau of the logit-adjusted loss (0: plain CE)")
+    xd.add_argument("--label-smoothing", type=float, default=0.0)
+    xd.add_argument("--seed", type=int, default=3407)
+    xd.add_argument("--threads", type=int, default=2)
+    xd.add_argument("--no-progress", action="store_true")
+    xd.set_defaults(func=_train_xd)
+
     c = sub.add_parser("cache-features", help="compute and cache encoder features for datasets")
     c.add_argument("sets", nargs="+", help="layout:path ...")
     c.add_argument("--encoder", default=default_encoder)
@@ -138,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=str(REPO_ROOT / "models" / "cafe-head.onnx"))
     x.add_argument("--name", default="cafe-head")
     x.add_argument("--valid", nargs="*", help="layout:path sets to measure from the exported ONNX into metrics")
+    x.add_argument("--fp16", action="store_true",
+                   help="store the weights as float16 (half the file; checked against the fp32 graph)")
     x.set_defaults(func=_export)
 
     e = sub.add_parser("evaluate", help="evaluate the exported ONNX models on test sets")

@@ -96,6 +96,7 @@ class ExportConfig:
     name: str = "cafe-head"
     opset: int = 17
     valid: list[str] = field(default_factory=list)  # sets to measure from the exported ONNX for the manifest
+    fp16: bool = False              # weights stored as float16 (cast to float32 at load)
 
 
 @dataclass
