@@ -1,11 +1,12 @@
 // Track breaks (camera offline, camera reassigned) in a stream's flow: the pure ordering logic of
 // src/pipeline/breaks.ts with the real tracker, and a stage that finishes frames late and out of step.
-import { concatMap, delay, firstValueFrom, from, map, of, toArray, type OperatorFunction } from 'rxjs';
+import { EMPTY, concatMap, delay, firstValueFrom, from, map, of, toArray, type OperatorFunction } from 'rxjs';
+import { createPipeline } from '../src/pipeline/run.js';
 import { describe, expect, it } from 'vitest';
 import { isBreak, passBreaks, trackAcrossBreaks } from '../src/pipeline/breaks.js';
 import type { TrackBreak } from '../src/pipeline/messages.js';
 import { track } from '../src/pipeline/track.js';
-import type { Frame, TrackedFrame } from '../src/types.js';
+import type { Frame, FrameSource, Sink, TimelineEvent, TrackedFrame } from '../src/types.js';
 
 const frame = (frameId: number): Frame => ({ streamId: 'cam', frameId, pts: frameId / 5, width: 640, height: 480, data: Buffer.alloc(0) });
 const brk: TrackBreak = { kind: 'break', streamId: 'cam', reason: 'stream-offline' };
@@ -37,5 +38,25 @@ describe('track breaks', () => {
     const input: (number | TrackBreak)[] = [brk, 1, 2, brk, 3];
     const out = await firstValueFrom(from(input).pipe(passBreaks(slow), toArray()));
     expect(out.map((x) => (isBreak(x) ? 'break' : x))).toEqual(['break', 'f1', 'f2', 'break', 'f3']);
+  });
+
+  it('a stream whose frames end at once (a camera closed while connecting) still ends, with or without a break', async () => {
+    const written: TimelineEvent[] = [];
+    const sink: Sink = { name: 'mem', write: async (e) => void written.push(e), flush: async () => undefined, close: async () => undefined, stats: () => ({ sent: 0, buffered: 0, dropped: 0 }) };
+    const pipeline = createPipeline({ detector: { detect: async () => [] } as never, model: { cropSize: 8, infer: async () => [] } as never, sinks: [sink] });
+    const source = (streamId: string): FrameSource => ({
+      streamId,
+      info: async () => ({ streamId, source: 'rtsp://x', kind: 'rtsp', clock: 'wall', width: 8, height: 8 }),
+      frames: () => EMPTY, // completes while it is being subscribed
+      release: () => undefined,
+      skipped: () => 0,
+    });
+    const plain = pipeline.add(source('a'));
+    const broken = pipeline.add(source('b'));
+    pipeline.interrupt('b', 'reassigned');
+    const ended = await Promise.race([Promise.all([plain, broken]), new Promise((r) => setTimeout(() => r('hung'), 2000))]);
+    expect(ended).not.toBe('hung');
+    expect(written.filter((e) => e.type === 'stream.end').map((e) => e.streamId).sort()).toEqual(['a', 'b']);
+    await pipeline.close();
   });
 });

@@ -11,6 +11,7 @@
 import {
   EMPTY,
   type Observable,
+  ReplaySubject,
   Subject,
   type Subscription,
   catchError,
@@ -237,8 +238,9 @@ export function createPipeline(params: PipelineParams): Pipeline {
           return EMPTY;
         }),
       );
-      // breaks join the frames in arrival order and end with them
-      const framesDone$ = new Subject<void>();
+      // breaks join the frames in arrival order and end with them (a replay: frames of a source closed meanwhile
+      // complete while merge subscribes, before the breaks' takeUntil is listening)
+      const framesDone$ = new ReplaySubject<void>(1);
       const input$ = merge(frames$.pipe(tap({ complete: () => framesDone$.next() })), breaks$.pipe(takeUntil(framesDone$)));
       const end = (): StreamItem => {
         if (sourceError !== undefined) onError(sourceError);
