@@ -177,7 +177,8 @@ export async function analyzeBatch(inputs: string[], opts: AnalyzeOptions & { jo
           // the model stage or a sink is gone: every later file would fail the same way
           if (isFatal(r.error)) fatal = true;
         } else {
-          info(`[${finished}/${items.length}] ${item.streamId}: ${r.result!.frames} frames, ${r.result!.tracks} faces`);
+          const what = isPhotoPath(item.path) ? `${r.result!.tracks} faces` : `${r.result!.frames} frames, ${r.result!.tracks} tracks`;
+          info(`[${finished}/${items.length}] ${item.streamId}: ${what}`);
         }
       }
     };
