@@ -98,9 +98,21 @@ interface WatchOptions {
   http?: string;
 }
 
-interface RunLiveOptions {
+/** Something that drives the runner's streams from elsewhere (a worker's group membership). */
+export interface LiveAttachment {
+  /** fields added to /healthz. */
+  health(): Record<string, unknown>;
+  /** first at shutdown, before the runner closes. */
+  close(): Promise<void>;
+}
+
+export interface RunLiveOptions {
   /** SIGHUP re-reads this file. */
   configPath?: string;
+  /** started once the runner is ready (the config's own streams are started first). */
+  attach?: (runner: LiveRunner, ctx: { log: Logger; metrics: LiveMetrics }) => Promise<LiveAttachment>;
+  /** extra headers on every Kafka message of the events sink. */
+  kafkaHeaders?: Record<string, string>;
   /** start the HTTP server (serve: always). */
   http?: boolean;
   onEvent?: (event: TimelineEvent) => void;
@@ -132,13 +144,13 @@ function exitOnError(err: unknown): never {
 }
 
 /** The sinks the config asks for; the WebSocket sink rides on the HTTP server. */
-async function buildSinks(cfg: LiveConfig['sinks'], http: LiveHttpServer | undefined, log: Logger): Promise<Sink[]> {
+async function buildSinks(cfg: LiveConfig['sinks'], http: LiveHttpServer | undefined, log: Logger, kafkaHeaders?: Record<string, string>): Promise<Sink[]> {
   const sinks: Sink[] = [];
   if (cfg.jsonl !== undefined) sinks.push(await createJsonlSink({ path: cfg.jsonl.path }));
   if (cfg.kafka !== undefined) {
     const { tls, sasl } = cfg.kafka;
     const security = resolveKafkaSecurity({ ...(tls === undefined ? {} : { tls }), ...(sasl === undefined ? {} : { sasl }) });
-    sinks.push(await createKafkaSink({ brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, log, security }));
+    sinks.push(await createKafkaSink({ brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, log, security, ...(kafkaHeaders === undefined ? {} : { headers: kafkaHeaders }) }));
   }
   if (cfg.ws !== undefined) {
     if (http === undefined) throw new ConfigError('sinks.ws', 'sinks.ws: the WebSocket sink needs the HTTP server');
@@ -153,6 +165,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
   const log = createLogger('cafe-stream');
   const metrics = new LiveMetrics();
   let runner: LiveRunner | undefined;
+  let attachment: LiveAttachment | undefined;
   const control: StreamControl = {
     list: () => runner?.list() ?? [],
     add: (body) => (runner ? runner.add(body) : Promise.reject(new ConfigError('streams', 'not ready'))),
@@ -168,6 +181,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
         log,
         control: config.http.control,
         ...(staticDir === undefined ? {} : { staticDir }),
+        health: () => attachment?.health() ?? {},
       })
     : undefined;
 
@@ -178,7 +192,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
       const addr = await http.listen(config.http.host, config.http.port);
       log.info({ url: `http://${addr.address}:${addr.port}` }, 'http listening');
     }
-    sinks = await buildSinks(config.sinks, http, log);
+    sinks = await buildSinks(config.sinks, http, log, opts.kafkaHeaders);
     detector = await loadFaceDetector();
     const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
@@ -193,6 +207,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
       ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
     });
     for (const s of config.streams) runner.start(s);
+    if (opts.attach !== undefined) attachment = await opts.attach(runner, { log, metrics });
   } catch (err) {
     log.fatal({ err: errorLine(err) }, 'could not start');
     await http?.close();
@@ -249,6 +264,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     force.unref();
     try {
       await reloading;
+      await attachment?.close();
       await live.close();
       for (const s of sinks) await s.close();
       await http?.close();

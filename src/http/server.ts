@@ -48,6 +48,8 @@ export interface LiveHttpOptions {
   staticDir?: string;
   /** largest accepted request body, bytes. */
   maxBody?: number;
+  /** more fields for /healthz (a worker's group state). */
+  health?: () => Record<string, unknown>;
 }
 
 const MIME: Record<string, string> = {
@@ -145,7 +147,7 @@ export class LiveHttpServer {
       const streams = this.#o.streams.list();
       const enabled = streams.filter((s) => s.state !== 'disabled');
       const ok = enabled.every((s) => s.state === 'online');
-      sendJson(res, 200, { status: ok ? 'ok' : 'degraded', uptimeSeconds: Math.round(process.uptime()), streams });
+      sendJson(res, 200, { status: ok ? 'ok' : 'degraded', uptimeSeconds: Math.round(process.uptime()), streams, ...this.#o.health?.() });
       return;
     }
     if (path === '/metrics' && method === 'GET') {

@@ -46,6 +46,8 @@ export interface KafkaSinkOptions {
   log?: SinkLog;
   /** TLS / SASL (src/kafka/security.ts); default: from the CAFE_STREAM_KAFKA_* environment. */
   security?: KafkaSecurity;
+  /** extra headers on every message (a worker's id, so consumers can tell who produced an event). */
+  headers?: Record<string, string>;
 }
 
 export interface KafkaSinkStats extends SinkStats {
@@ -92,11 +94,12 @@ export function kafkaKey(event: TimelineEvent): string {
   return 'trackId' in event ? `${event.streamId}/${event.trackId}` : event.streamId;
 }
 
-export function toKafkaMessage(event: TimelineEvent): Message {
+export function toKafkaMessage(event: TimelineEvent, extraHeaders: Record<string, string> = {}): Message {
   return {
     key: kafkaKey(event),
     value: JSON.stringify(event),
     headers: {
+      ...extraHeaders,
       'schema-version': event.schemaVersion ?? EVENT_SCHEMA_VERSION,
       'event-type': event.type,
       'event-id': event.id,
@@ -222,7 +225,7 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
           await producer.connect();
           producerReady = true;
         }
-        await producer.send({ topic: o.topic, acks: -1, messages: inflight.map(toKafkaMessage) });
+        await producer.send({ topic: o.topic, acks: -1, messages: inflight.map((e) => toKafkaMessage(e, options.headers)) });
         sent += inflight.length;
         inflight = [];
         attempt = 0;

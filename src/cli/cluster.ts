@@ -1,0 +1,209 @@
+// The worker group (docs/cluster.md): `cafe-stream worker` joins a group coordinated by Kafka and runs the
+// cameras of the control-topic partitions it is assigned; `cafe-stream cameras add|rm|ls` edits that topic.
+import { hostname } from 'node:os';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadLiveConfig, parseLiveConfig, parseStreamConfig, type LiveConfig } from '../config.js';
+import { ConfigError, errorLine } from '../errors.js';
+import { DEFAULT_CAMERA_PARTITIONS, DEFAULT_CAMERAS_TOPIC, ensureCamerasTopic, listCameras, putCamera, removeCamera } from '../kafka/cameras.js';
+import { newKafka } from '../kafka/client.js';
+import { describeKafkaSecurity, resolveKafkaSecurity } from '../kafka/security.js';
+import { CameraGroup } from '../live/camera-group.js';
+import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
+import { exitCodeFor } from './exit-codes.js';
+import { runLive } from './live.js';
+
+function positiveNumber(v: string): number {
+  const n = Number(v);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError('want a positive number');
+  return n;
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!(Number.isInteger(n) && n > 0)) throw new InvalidArgumentError('want a positive integer');
+  return n;
+}
+
+const brokerList = (v: string): string[] => v.split(',').filter((b) => b !== '');
+
+function exitOnError(err: unknown): never {
+  process.stderr.write(`cafe-stream: ${errorLine(err)}\n`);
+  process.exit(exitCodeFor(err));
+}
+
+interface WorkerOptions {
+  kafka: string[];
+  group: string;
+  config?: string;
+  camerasTopic: string;
+  eventsTopic: string;
+  partitions: number;
+  id?: string;
+  http?: string;
+  models?: string;
+  device?: LiveConfig['device'];
+  sessionTimeout: number;
+}
+
+interface CamerasOptions {
+  kafka: string[];
+  camerasTopic: string;
+}
+
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description('join a worker group coordinated by Kafka and run the cameras assigned to this worker (docs/cluster.md)')
+    .requiredOption('--kafka <brokers>', 'bootstrap host:port[,host:port…] (TLS/SASL: CAFE_STREAM_KAFKA_* or the config)', brokerList)
+    .requiredOption('--group <name>', 'the worker group (a Kafka consumer group): workers of one group share its cameras')
+    .option('-c, --config <file>', 'worker settings as in cameras.yaml (models, device, batching, pipeline, http, sinks…); its streams run here too')
+    .option('--cameras-topic <topic>', 'compacted control topic of camera entries', DEFAULT_CAMERAS_TOPIC)
+    .option('--events-topic <topic>', 'topic for every event', DEFAULT_KAFKA_TOPIC)
+    .option('--partitions <n>', 'partitions of a control topic this worker creates (the most workers that get cameras)', positiveInt, DEFAULT_CAMERA_PARTITIONS)
+    .option('--id <id>', 'worker id in logs, /healthz and the `worker` header of its events (default host-pid)')
+    .option('--http <host:port>', '/healthz, /metrics and the dashboard (default: the config\'s http, else 127.0.0.1:8080)')
+    .option('--models <dir>', 'models folder (overrides the config)')
+    .addOption(new Option('--device <d>', 'model execution provider (overrides the config)').choices(['cpu', 'cuda', 'webgpu', 'auto']))
+    .option('--session-timeout <s>', 'seconds without a heartbeat before the group gives a worker\'s cameras to the others', positiveNumber, 10)
+    .action(async (opts: WorkerOptions) => {
+      const workerId = opts.id ?? `${hostname()}-${process.pid}`;
+      const config = await workerConfig(opts).catch(exitOnError);
+      const kafkaCfg = config.sinks.kafka!;
+      const security = (() => {
+        try {
+          return resolveKafkaSecurity({ ...(kafkaCfg.tls === undefined ? {} : { tls: kafkaCfg.tls }), ...(kafkaCfg.sasl === undefined ? {} : { sasl: kafkaCfg.sasl }) });
+        } catch (err) {
+          return exitOnError(err);
+        }
+      })();
+      await runLive(config, {
+        ...(opts.config === undefined ? {} : { configPath: opts.config }),
+        kafkaHeaders: { worker: workerId },
+        attach: async (runner, { log }) => {
+          const kafka = newKafka({ brokers: opts.kafka, clientId: `cafe-stream-worker-${workerId}`, security });
+          log.info({ workerId, group: opts.group, topic: opts.camerasTopic, kafka: describeKafkaSecurity(security) }, 'worker: joining the group');
+          await ensureCamerasTopic(kafka, opts.camerasTopic, opts.partitions);
+          const group = new CameraGroup({
+            kafka,
+            group: opts.group,
+            topic: opts.camerasTopic,
+            workerId,
+            host: runner,
+            log: log.child({ worker: workerId }),
+            sessionTimeoutMs: Math.round(opts.sessionTimeout * 1000),
+            heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round((opts.sessionTimeout * 1000) / 5))),
+          });
+          await group.start();
+          return { health: () => ({ worker: group.state() }), close: () => group.close() };
+        },
+      });
+    });
+
+  const cameras = program.command('cameras').description('edit the camera list of a worker group (its Kafka control topic)');
+  const common = (c: Command): Command =>
+    c
+      .requiredOption('--kafka <brokers>', 'bootstrap host:port[,host:port…] (TLS/SASL: CAFE_STREAM_KAFKA_*)', brokerList)
+      .option('--cameras-topic <topic>', 'compacted control topic of camera entries', DEFAULT_CAMERAS_TOPIC);
+
+  common(cameras.command('add'))
+    .description('add a camera (or replace its entry): cameras add <id> <rtsp-url> [options], or --file cameras.yaml for every stream in it')
+    .argument('[id]', 'camera id (stream id in events)')
+    .argument('[url]', 'rtsp:// or rtsps:// URL')
+    .option('--file <cameras.yaml>', 'add every entry of this file\'s `streams`')
+    .addOption(new Option('--transport <t>', 'RTSP transport').choices(['tcp', 'udp']))
+    .option('--sample-fps <n>', 'analyse at most n frames per second', positiveNumber)
+    .option('--max-width <px>', 'scale frames down to this width first', positiveInt)
+    .option('--stall-seconds <s>', 'reconnect after this long without a frame', positiveNumber)
+    .option('--partitions <n>', 'partitions of a control topic this command creates', positiveInt, DEFAULT_CAMERA_PARTITIONS)
+    .action(async (id: string | undefined, url: string | undefined, opts: CamerasOptions & { file?: string; transport?: string; sampleFps?: number; maxWidth?: number; stallSeconds?: number; partitions: number }) => {
+      try {
+        const entries = await (async () => {
+          if (opts.file !== undefined) {
+            if (id !== undefined) throw new ConfigError('cameras', 'give either <id> <url> or --file, not both');
+            return (await loadLiveConfig(opts.file)).streams;
+          }
+          if (id === undefined || url === undefined) throw new ConfigError('cameras', 'cameras add needs <id> <url> (or --file cameras.yaml)');
+          return [
+            parseStreamConfig(
+              {
+                id,
+                url,
+                ...(opts.transport === undefined ? {} : { transport: opts.transport }),
+                ...(opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }),
+                ...(opts.maxWidth === undefined ? {} : { maxWidth: opts.maxWidth }),
+                ...(opts.stallSeconds === undefined ? {} : { stallSeconds: opts.stallSeconds }),
+              },
+              'camera',
+            ),
+          ];
+        })();
+        const kafka = newKafka({ brokers: opts.kafka, clientId: 'cafe-stream-cameras' });
+        await ensureCamerasTopic(kafka, opts.camerasTopic, opts.partitions);
+        for (const cfg of entries) {
+          const partition = await putCamera(kafka, opts.camerasTopic, cfg);
+          process.stdout.write(`${cfg.id}: added (partition ${partition})\n`);
+        }
+      } catch (err) {
+        exitOnError(err);
+      }
+    });
+
+  common(cameras.command('rm'))
+    .description('remove cameras (a tombstone each): the worker running one stops it')
+    .argument('<ids...>', 'camera ids')
+    .action(async (ids: string[], opts: CamerasOptions) => {
+      try {
+        const kafka = newKafka({ brokers: opts.kafka, clientId: 'cafe-stream-cameras' });
+        let missing = 0;
+        for (const id of ids) {
+          if (await removeCamera(kafka, opts.camerasTopic, id)) process.stdout.write(`${id}: removed\n`);
+          else {
+            process.stderr.write(`cafe-stream: error: no camera ${id} in ${opts.camerasTopic}\n`);
+            missing++;
+          }
+        }
+        if (missing > 0) process.exit(3);
+      } catch (err) {
+        exitOnError(err);
+      }
+    });
+
+  common(cameras.command('ls'))
+    .description('list the cameras of the group (id, partition, URL without credentials)')
+    .option('--json', 'one JSON object per camera')
+    .action(async (opts: CamerasOptions & { json?: boolean }) => {
+      try {
+        const kafka = newKafka({ brokers: opts.kafka, clientId: 'cafe-stream-cameras' });
+        const { cameras: list } = await listCameras(kafka, opts.camerasTopic);
+        for (const c of list) {
+          if (opts.json) process.stdout.write(`${JSON.stringify({ id: c.id, partition: c.partition, config: c.config, ...(c.invalid === undefined ? {} : { invalid: c.invalid }) })}\n`);
+          else process.stdout.write(`${c.id}\tpartition ${c.partition}\t${c.invalid ?? redact(c.config?.url ?? '')}\n`);
+        }
+      } catch (err) {
+        exitOnError(err);
+      }
+    });
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+/** The worker's config: the file's (streams included) or defaults, with the events sink on --kafka. */
+async function workerConfig(opts: WorkerOptions): Promise<LiveConfig> {
+  const base = opts.config === undefined ? parseLiveConfig({}, 'worker') : await loadLiveConfig(opts.config);
+  const raw: Record<string, unknown> = JSON.parse(JSON.stringify(base)) as Record<string, unknown>;
+  const sinks = (raw['sinks'] ?? {}) as Record<string, unknown>;
+  const kafka = (sinks['kafka'] ?? {}) as Record<string, unknown>;
+  sinks['kafka'] = { ...kafka, brokers: opts.kafka, topic: opts.eventsTopic };
+  raw['sinks'] = sinks;
+  if (opts.models !== undefined) raw['models'] = opts.models;
+  if (opts.device !== undefined) raw['device'] = opts.device;
+  if (opts.http !== undefined) {
+    const m = /^(.+):(\d{1,5})$/.exec(opts.http);
+    if (m === null) throw new ConfigError('http', `--http wants host:port, got ${JSON.stringify(opts.http)}`);
+    raw['http'] = { ...(raw['http'] as Record<string, unknown>), host: m[1], port: Number(m[2]) };
+  }
+  // ws needs the http server, which a worker always has; nothing else to adjust
+  return parseLiveConfig(raw, opts.config ?? 'worker');
+}

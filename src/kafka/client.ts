@@ -1,0 +1,30 @@
+// One way to build a kafkajs client for our commands: brokers checked, TLS/SASL applied, kafkajs' own logging
+// off (we log one line per state change ourselves).
+import { Kafka, logLevel } from 'kafkajs';
+import { ConfigError } from '../errors.js';
+import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from './security.js';
+
+export interface KafkaClientOptions {
+  brokers: string[];
+  clientId: string;
+  /** default: from the CAFE_STREAM_KAFKA_* environment. */
+  security?: KafkaSecurity;
+}
+
+export function checkBrokers(brokers: string[]): void {
+  if (brokers.length === 0) throw new ConfigError('kafka', 'at least one broker (host:port) is needed');
+  for (const b of brokers) if (!/^[^\s:/]+:\d{1,5}$/.test(b)) throw new ConfigError('kafka', `broker must be host:port, got ${JSON.stringify(b)}`);
+}
+
+export function newKafka(o: KafkaClientOptions): Kafka {
+  checkBrokers(o.brokers);
+  return new Kafka({
+    clientId: o.clientId,
+    brokers: o.brokers,
+    connectionTimeout: 3_000,
+    requestTimeout: 15_000,
+    logLevel: logLevel.NOTHING,
+    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
+    ...kafkaClientSecurity(o.security ?? kafkaSecurityFromEnv()),
+  });
+}
