@@ -44,6 +44,7 @@ interface Args {
   detectorThread: boolean;
   ortThreads: number | undefined;
   faceApiFrames: number;
+  baseline: boolean;
   models: string;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
   batchSize: number;
@@ -67,6 +68,7 @@ function parseCli(argv: string[]): Args {
       'ort-threads': { type: 'string' },
       'face-api-frames': { type: 'string', default: '30' },
       'no-face-api': { type: 'boolean', default: false },
+      'no-baseline': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -78,6 +80,7 @@ function parseCli(argv: string[]): Args {
     detectorThread: values['no-detector-thread'] !== true,
     ortThreads: values['ort-threads'] === undefined ? undefined : Number(values['ort-threads']),
     faceApiFrames: values['no-face-api'] === true ? 0 : Number(values['face-api-frames']),
+    baseline: values['no-baseline'] !== true,
     models: values.models ?? join(root, 'models'),
     device: values.device as Args['device'],
     batchSize: Number(values['batch-size']),
@@ -244,6 +247,25 @@ async function main(): Promise<void> {
     log(`face-api.js: ${sample.length} frames at ${faceApi.fps.toFixed(2)} fps; ${facesFound} faces, ${missedByUs} of them missed by us; ${missedByThem} of ours not found by face-api`);
   }
 
+  // 4b. the same end-to-end run as configured before issue 11 (detector on every frame, on the main thread;
+  // onnxruntime with one intra-op thread per core), for a before/after ratio under the same load
+  let baselineFps = NaN;
+  if (args.baseline) {
+    const [oldDetector, oldModel] = await Promise.all([loadFaceDetector(), loadExpressionModel({ modelsDir: args.models, device: args.device, threads: cpus().length })]);
+    t0 = performance.now();
+    const old = await runPipeline({
+      sources: [createFileSource({ path: args.video, maxPending: Math.min(64, args.batchSize + 8) })],
+      detector: oldDetector,
+      model: oldModel,
+      sinks: [nullSink],
+      options: resolvePipelineOptions({ batch: { maxBatch: args.batchSize } }),
+    });
+    baselineFps = old.frames / seconds(t0);
+    oldDetector.close();
+    await oldModel.close();
+    log(`end-to-end, pre-issue-11 configuration: ${baselineFps.toFixed(1)} fps`);
+  }
+
   const stages = { decode: decode.fps, detector: detectStageFps, model: modelFps };
   const slowest = (Object.entries(stages) as [string, number][]).reduce((a, b) => (b[1] < a[1] ? b : a));
   const result = {
@@ -265,6 +287,7 @@ async function main(): Promise<void> {
     facesPerFrame: round(facesPerFrame),
     endToEndFps: round(e2eFps),
     slowestStage: slowest[0],
+    baselineEndToEndFps: round(baselineFps),
     ratioEndToEndToSlowest: Number((e2eFps / slowest[1]).toFixed(3)),
     clip: args.clip,
     clipSeconds: round(clipSeconds),
@@ -295,6 +318,9 @@ async function main(): Promise<void> {
     ['model stage (batched)', `${result.modelCropsPerSecond} crops/s at batch ${result.batchSize} (${result.facesPerFrame} faces/frame)`],
     ['end-to-end', `${result.endToEndFps} frames/s`],
     ['end-to-end / slowest', `${result.ratioEndToEndToSlowest} (slowest: ${result.slowestStage})`],
+    ...(args.baseline
+      ? ([['end-to-end, as before', `${result.baselineEndToEndFps} frames/s (interval 1, detector on the main thread, ORT ${cpus().length} threads); now / before = ${(e2eFps / baselineFps).toFixed(2)}`]] as [string, string][])
+      : []),
     ['clip', `${result.clip} (${result.clipSeconds} s)`],
     ['analyze --sample-fps 10', `${result.realtime10Hz}x realtime (model loading included)`],
     ['every frame', `${result.everyFrameFps} frames/s`],
