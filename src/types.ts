@@ -209,6 +209,23 @@ export type TimelineEvent =
 
 export type TimelineEventType = TimelineEvent['type'];
 
+/**
+ * A worker finished a file job (`cafe-stream submit`); written after every event of the file was delivered.
+ * Not a TimelineEvent: only the worker group's events topic carries it (schema 1.1.0).
+ */
+export interface JobDoneEvent extends EventBase {
+  type: 'job.done';
+  jobId: string;
+  file: string;
+  status: 'ok' | 'error';
+  frames: number;
+  tracks: number;
+  /** events of the job before this one. */
+  events: number;
+  worker: string;
+  error?: string;
+}
+
 // ---- Sinks ----
 
 export interface SinkStats {

@@ -1,14 +1,18 @@
 // The worker group (docs/cluster.md): `cafe-stream worker` joins a group coordinated by Kafka and runs the
 // cameras of the control-topic partitions it is assigned; `cafe-stream cameras add|rm|ls` edits that topic.
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadLiveConfig, parseLiveConfig, parseStreamConfig, type LiveConfig } from '../config.js';
-import { ConfigError, errorLine } from '../errors.js';
+import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
 import { DEFAULT_CAMERA_PARTITIONS, DEFAULT_CAMERAS_TOPIC, ensureCamerasTopic, listCameras, putCamera, removeCamera } from '../kafka/cameras.js';
 import { newKafka } from '../kafka/client.js';
 import { describeKafkaSecurity, resolveKafkaSecurity } from '../kafka/security.js';
+import { Counter, Gauge } from 'prom-client';
+import { DEFAULT_JOBS_TOPIC, ensureJobsTopic, newJob, submitJobs } from '../kafka/jobs.js';
 import { CameraGroup } from '../live/camera-group.js';
-import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
+import { JobRunner } from '../live/job-runner.js';
+import { createKafkaSink, DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import { exitCodeFor } from './exit-codes.js';
 import { runLive } from './live.js';
 
@@ -37,6 +41,8 @@ interface WorkerOptions {
   config?: string;
   camerasTopic: string;
   eventsTopic: string;
+  jobsTopic: string;
+  jobs: boolean;
   partitions: number;
   id?: string;
   http?: string;
@@ -59,6 +65,8 @@ export function register(program: Command): void {
     .option('-c, --config <file>', 'worker settings as in cameras.yaml (models, device, batching, pipeline, http, sinks…); its streams run here too')
     .option('--cameras-topic <topic>', 'compacted control topic of camera entries', DEFAULT_CAMERAS_TOPIC)
     .option('--events-topic <topic>', 'topic for every event', DEFAULT_KAFKA_TOPIC)
+    .option('--jobs-topic <topic>', 'topic of file jobs (cafe-stream submit)', DEFAULT_JOBS_TOPIC)
+    .option('--no-jobs', 'run cameras only, take no file jobs')
     .option('--partitions <n>', 'partitions of a control topic this worker creates (the most workers that get cameras)', positiveInt, DEFAULT_CAMERA_PARTITIONS)
     .option('--id <id>', 'worker id in logs, /healthz and the `worker` header of its events (default host-pid)')
     .option('--http <host:port>', '/healthz, /metrics and the dashboard (default: the config\'s http, else 127.0.0.1:8080)')
@@ -79,7 +87,7 @@ export function register(program: Command): void {
       await runLive(config, {
         ...(opts.config === undefined ? {} : { configPath: opts.config }),
         kafkaHeaders: { worker: workerId },
-        attach: async (runner, { log }) => {
+        attach: async (runner, { log, metrics, detector, model, options }) => {
           const kafka = newKafka({ brokers: opts.kafka, clientId: `cafe-stream-worker-${workerId}`, security });
           log.info({ workerId, group: opts.group, topic: opts.camerasTopic, kafka: describeKafkaSecurity(security) }, 'worker: joining the group');
           await ensureCamerasTopic(kafka, opts.camerasTopic, opts.partitions);
@@ -94,9 +102,62 @@ export function register(program: Command): void {
             heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round((opts.sessionTimeout * 1000) / 5))),
           });
           await group.start();
-          return { health: () => ({ worker: group.state() }), close: () => group.close() };
+          let jobs: JobRunner | undefined;
+          let jobSink: Awaited<ReturnType<typeof createKafkaSink>> | undefined;
+          if (opts.jobs) {
+            await ensureJobsTopic(kafka, opts.jobsTopic);
+            // its own sink: a job's events must never be dropped, and flush() marks them delivered
+            jobSink = await createKafkaSink({ brokers: opts.kafka, topic: opts.eventsTopic, overflow: 'block', security, headers: { worker: workerId }, log });
+            jobs = new JobRunner({
+              kafka,
+              group: `${opts.group}.jobs`,
+              topic: opts.jobsTopic,
+              eventsTopic: opts.eventsTopic,
+              workerId,
+              detector,
+              model,
+              sink: jobSink,
+              options,
+              log: log.child({ worker: workerId }),
+              sessionTimeoutMs: Math.round(opts.sessionTimeout * 1000),
+              heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round((opts.sessionTimeout * 1000) / 5))),
+            });
+            await jobs.start();
+          }
+          registerWorkerMetrics(metrics.registry, () => group.state(), () => jobs?.state());
+          return {
+            health: () => ({ worker: { ...group.state(), ...(jobs === undefined ? {} : { jobs: jobs.state() }) } }),
+            close: async () => {
+              await jobs?.close();
+              await jobSink?.close();
+              await group.close();
+            },
+          };
         },
       });
+    });
+
+  program
+    .command('submit')
+    .description('put file analysis jobs on a worker group\'s jobs topic; prints one job id per file (docs/cluster.md)')
+    .argument('<files...>', 'video files, at paths every worker can read (a shared volume)')
+    .requiredOption('--kafka <brokers>', 'bootstrap host:port[,host:port…] (TLS/SASL: CAFE_STREAM_KAFKA_*)', brokerList)
+    .option('--jobs-topic <topic>', 'topic of file jobs', DEFAULT_JOBS_TOPIC)
+    .option('--sample-fps <n>', 'analyse at most n frames per second of each file', positiveNumber)
+    .option('--json', 'one JSON job per line instead of "job-id  file"')
+    .action(async (files: string[], opts: { kafka: string[]; jobsTopic: string; sampleFps?: number; json?: boolean }) => {
+      try {
+        // a worker would only report it in a job.done; say it now, before anything is submitted
+        const missing = files.filter((f) => !existsSync(f));
+        if (missing.length > 0) throw new CafeStreamError('CS_ERR_INPUT_MISSING', `no such file: ${missing.join(', ')}`);
+        const kafka = newKafka({ brokers: opts.kafka, clientId: 'cafe-stream-submit' });
+        await ensureJobsTopic(kafka, opts.jobsTopic);
+        const jobs = files.map((f) => newJob(f, opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }));
+        await submitJobs(kafka, opts.jobsTopic, jobs);
+        for (const j of jobs) process.stdout.write(opts.json ? `${JSON.stringify(j)}\n` : `${j.jobId}  ${j.file}\n`);
+      } catch (err) {
+        exitOnError(err);
+      }
     });
 
   const cameras = program.command('cameras').description('edit the camera list of a worker group (its Kafka control topic)');
@@ -183,6 +244,16 @@ export function register(program: Command): void {
         exitOnError(err);
       }
     });
+}
+
+/** The group's figures on /metrics, read when scraped. */
+function registerWorkerMetrics(registry: import('prom-client').Registry, group: () => ReturnType<CameraGroup['state']>, jobs: () => ReturnType<JobRunner['state']> | undefined): void {
+  new Gauge({ name: 'cafe_worker_cameras', help: 'cameras this worker runs', registers: [registry], collect() { this.set(group().cameras.length); } });
+  new Gauge({ name: 'cafe_worker_partitions', help: 'control-topic partitions assigned to this worker', registers: [registry], collect() { this.set(group().partitions.length); } });
+  new Gauge({ name: 'cafe_worker_rebalances', help: 'group joins of this worker since it started', registers: [registry], collect() { this.set(group().rebalances); } });
+  new Gauge({ name: 'cafe_worker_camera_fps', help: 'analysed frames per second per camera', labelNames: ['camera'], registers: [registry], collect() { this.reset(); for (const c of group().cameras) this.set({ camera: c.id }, c.fps); } });
+  new Counter({ name: 'cafe_worker_jobs_done_total', help: 'file jobs finished (ok)', registers: [registry], collect() { this.reset(); this.inc(jobs()?.jobsDone ?? 0); } });
+  new Counter({ name: 'cafe_worker_jobs_failed_total', help: 'file jobs finished with an error', registers: [registry], collect() { this.reset(); this.inc(jobs()?.jobsFailed ?? 0); } });
 }
 
 function redact(url: string): string {

@@ -25,6 +25,8 @@ import { LiveRunner } from '../live/live-runner.js';
 import { createJsonlSink } from '../sinks/jsonl-sink.js';
 import { createKafkaSink } from '../sinks/kafka-sink.js';
 import { createWsSink } from '../sinks/ws-sink.js';
+import type { PipelineOptionsInput } from '../pipeline/options.js';
+import type { DetectorPort, ExpressionModelPort } from '../pipeline/ports.js';
 import type { Sink, TimelineEvent } from '../types.js';
 import { dashboardDir } from '../views/dashboard-static.js';
 import { exitCodeFor } from './exit-codes.js';
@@ -106,11 +108,20 @@ export interface LiveAttachment {
   close(): Promise<void>;
 }
 
+export interface AttachContext {
+  log: Logger;
+  metrics: LiveMetrics;
+  /** the models the runner uses, loaded once per process (a worker's file jobs share them). */
+  detector: DetectorPort;
+  model: ExpressionModelPort;
+  options: PipelineOptionsInput;
+}
+
 export interface RunLiveOptions {
   /** SIGHUP re-reads this file. */
   configPath?: string;
   /** started once the runner is ready (the config's own streams are started first). */
-  attach?: (runner: LiveRunner, ctx: { log: Logger; metrics: LiveMetrics }) => Promise<LiveAttachment>;
+  attach?: (runner: LiveRunner, ctx: AttachContext) => Promise<LiveAttachment>;
   /** extra headers on every Kafka message of the events sink. */
   kafkaHeaders?: Record<string, string>;
   /** start the HTTP server (serve: always). */
@@ -207,7 +218,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
       ...(opts.onEvent === undefined ? {} : { onEvent: opts.onEvent }),
     });
     for (const s of config.streams) runner.start(s);
-    if (opts.attach !== undefined) attachment = await opts.attach(runner, { log, metrics });
+    if (opts.attach !== undefined) attachment = await opts.attach(runner, { log, metrics, detector, model, options: pipelineOptionsOf(config) });
   } catch (err) {
     log.fatal({ err: errorLine(err) }, 'could not start');
     await http?.close();

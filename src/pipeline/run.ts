@@ -39,6 +39,7 @@ import { type PipelineOptions, type PipelineOptionsInput, resolvePipelineOptions
 import type { DetectorPort, ExpressionModelPort } from './ports.js';
 import { smooth } from './smooth.js';
 import { type TimelineOutput, timeline } from './timeline.js';
+import type { EventIds } from './events.js';
 
 export interface ProgressUpdate {
   streamId: string;
@@ -86,6 +87,8 @@ export interface PipelineParams {
   onBatchStats?: (stats: BatchStats) => void;
   /** every face crop as it goes to the model (report thumbnails); the hook must copy what it keeps. */
   onCrop?: (crop: FaceCrop) => void;
+  /** event ids per stream (events.ts: deterministicIds for jobs that may be redone); default random UUIDs. */
+  eventIds?: EventIds;
 }
 
 export interface RunPipelineParams extends PipelineParams {
@@ -169,7 +172,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
   const writeSub = ready$
     .pipe(
       smooth(options.smoothing),
-      timeline(options.timeline),
+      timeline(options.timeline, params.eventIds),
       concatMap((out) => from(deliver(out))),
     )
     .subscribe({ error: (err: unknown) => fail(err) });

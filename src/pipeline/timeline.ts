@@ -24,7 +24,7 @@ import {
   type TrackEndEvent,
   type TrackStartEvent,
 } from '../types.js';
-import { eventBase, roundBox, roundProbability, roundTime, toProbabilities } from './events.js';
+import { type EventIds, eventBase, newEventId, roundBox, roundProbability, roundTime, toProbabilities } from './events.js';
 import type { SmoothedFace, SmoothedFrame, SmoothedItem, StreamEndReason } from './messages.js';
 import { type TimelineOptions, timelineOptionsSchema } from './options.js';
 import { argmax } from './smooth.js';
@@ -74,8 +74,10 @@ export class TrackTimeline {
   readonly #sum = new Float64Array(EXPRESSIONS.length);
   readonly #labelSeconds = new Float64Array(EXPRESSIONS.length);
   #segments = 0;
+  readonly #nextId: () => string;
 
-  constructor(streamId: string, trackId: string, start: number, options: Partial<TimelineOptions> = {}) {
+  constructor(streamId: string, trackId: string, start: number, options: Partial<TimelineOptions> = {}, nextId: () => string = newEventId) {
+    this.#nextId = nextId;
     this.streamId = streamId;
     this.trackId = trackId;
     this.start = start;
@@ -130,7 +132,7 @@ export class TrackTimeline {
     const dominant = EXPRESSIONS[totalLabelled > 0 ? argmax(this.#labelSeconds) : argmax(mean)]!;
     out.push({
       type: 'track.end',
-      ...eventBase(this.streamId, Math.max(time, this.#lastSeen)),
+      ...eventBase(this.streamId, Math.max(time, this.#lastSeen), this.#nextId()),
       trackId: this.trackId,
       start: roundTime(this.start),
       end: roundTime(this.#lastSeen),
@@ -168,7 +170,7 @@ export class TrackTimeline {
     const n = Math.max(1, run.observations);
     return {
       type: 'face.segment',
-      ...eventBase(this.streamId, Math.max(now, run.end)),
+      ...eventBase(this.streamId, Math.max(now, run.end), this.#nextId()),
       trackId: this.trackId,
       label: run.label,
       start: roundTime(run.start),
@@ -189,14 +191,18 @@ export class StreamTimeline {
   #trackCount = 0;
   #lastPts: number | undefined;
 
-  constructor(streamId: string, options: Partial<TimelineOptions> = {}) {
+  readonly #nextId: () => string;
+
+  /** `nextId`: where this stream's event ids come from (default random UUIDs). */
+  constructor(streamId: string, options: Partial<TimelineOptions> = {}, nextId: () => string = newEventId) {
+    this.#nextId = nextId;
     this.streamId = streamId;
     this.#options = options;
   }
 
   start(info: StreamInfo): StreamStartEvent[] {
     this.#clock = info.clock;
-    return [{ type: 'stream.start', ...eventBase(this.streamId, this.#now()), stream: info }];
+    return [{ type: 'stream.start', ...eventBase(this.streamId, this.#now(), this.#nextId()), stream: info }];
   }
 
   frame(f: SmoothedFrame): TimelineEvent[] {
@@ -222,7 +228,7 @@ export class StreamTimeline {
     for (const trackId of [...this.#tracks.keys()]) out.push(...this.#endTrack(trackId, time, 'stream.end'));
     const end: StreamEndEvent = {
       type: 'stream.end',
-      ...eventBase(this.streamId, time),
+      ...eventBase(this.streamId, time, this.#nextId()),
       reason,
       frames: this.#frames,
       tracks: this.#trackCount,
@@ -237,12 +243,12 @@ export class StreamTimeline {
     const out: TimelineEvent[] = [];
     let t = this.#tracks.get(face.trackId);
     if (t === undefined) {
-      t = new TrackTimeline(this.streamId, face.trackId, pts, this.#options);
+      t = new TrackTimeline(this.streamId, face.trackId, pts, this.#options, this.#nextId);
       this.#tracks.set(face.trackId, t);
       this.#trackCount++;
       const start: TrackStartEvent = {
         type: 'track.start',
-        ...eventBase(this.streamId, pts),
+        ...eventBase(this.streamId, pts, this.#nextId()),
         trackId: face.trackId,
         frameId: f.frame.frameId,
         box: roundBox(face.box),
@@ -251,7 +257,7 @@ export class StreamTimeline {
     }
     const observation: FaceObservationEvent = {
       type: 'face.observation',
-      ...eventBase(this.streamId, pts),
+      ...eventBase(this.streamId, pts, this.#nextId()),
       trackId: face.trackId,
       frameId: f.frame.frameId,
       box: roundBox(face.box),
@@ -285,13 +291,13 @@ export interface TimelineOutput {
 }
 
 /** Events for every stream, one StreamTimeline per streamId (created at its start). */
-export function timeline(options: Partial<TimelineOptions> = {}): OperatorFunction<SmoothedItem, TimelineOutput> {
+export function timeline(options: Partial<TimelineOptions> = {}, eventIds?: EventIds): OperatorFunction<SmoothedItem, TimelineOutput> {
   return (source) =>
     defer(() => {
       const streams = new Map<string, StreamTimeline>();
       const streamFor = (id: string): StreamTimeline => {
         let s = streams.get(id);
-        if (s === undefined) streams.set(id, (s = new StreamTimeline(id, options)));
+        if (s === undefined) streams.set(id, (s = new StreamTimeline(id, options, eventIds?.(id))));
         return s;
       };
       return source.pipe(
