@@ -50,6 +50,18 @@ describe('analyze: photos', () => {
     expect(ofType(r.events, 'track.end')).toHaveLength(6);
   });
 
+  it('a tight face crop (face1.png, face edge to edge): found by the photo path\'s padded retry', async () => {
+    const r = await analyze([sharedPath('data', 'images', 'face1.png')], 'tight', ['--quiet']);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    const obs = ofType(r.events, 'face.observation');
+    expect(obs).toHaveLength(1);
+    // the box comes back in the photo's own pixels: it covers most of the 150 px picture
+    const box = obs[0]!['box'] as { x: number; y: number; width: number; height: number };
+    expect(box.width).toBeGreaterThan(75);
+    expect(box.x + box.width / 2).toBeGreaterThan(40);
+    expect(box.x + box.width / 2).toBeLessThan(110);
+  });
+
   it('white.png: no face is not an error (as for a video without faces): exit 0, no observation', async () => {
     const r = await analyze([sharedPath('data', 'images', 'white.png')], 'white');
     expect(r.code, r.stderr).toBe(EXIT.ok);

@@ -49,7 +49,8 @@ function makeFixtures(): { tw: string; csv: string; fer: string } {
   mkdirSync(join(set, 'images'), { recursive: true });
   copyFileSync(img('angry.jpg'), join(set, 'images', 'subj-7_22.jpg'));
   copyFileSync(img('surprised.jpg'), join(set, 'images', 'subj-9_24.jpg'));
-  writeFileSync(join(set, 'labels.csv'), 'path,label\nimages/subj-7_22.jpg,angry\nimages/subj-9_24.jpg,surprise\nimages/subj-9_24.jpg,contempt\n');
+  copyFileSync(img('face2.png'), join(set, 'images', 'subj-3_26.png')); // a tight crop: found by the padded retry
+  writeFileSync(join(set, 'labels.csv'), 'path,label\nimages/subj-7_22.jpg,angry\nimages/subj-9_24.jpg,surprise\nimages/subj-9_24.jpg,contempt\nimages/subj-3_26.png,neutral\n');
   const fer = join(tmp.dir, 'FERtiny');
   mkdirSync(fer);
   copyFileSync(img('face1.png'), join(fer, 'a.png'));
@@ -82,7 +83,7 @@ describe('cafe-stream evaluate', () => {
     expect(result.code, result.stderr).toBe(EXIT.ok);
     const [tw, nir, fer] = result.json.domains;
     expect(tw).toMatchObject({ domain: 'tw', images: 4, n: 3, facesNotFound: 1 });
-    expect(nir).toMatchObject({ domain: 'nir', images: 2, n: 2, facesNotFound: 0 });
+    expect(nir).toMatchObject({ domain: 'nir', images: 3, n: 3, facesNotFound: 0 });
     expect(fer).toMatchObject({ domain: 'FERtiny', images: 1, n: 1, facesNotFound: 0 });
     for (const d of [tw!, nir!, fer!]) {
       const total = d.confusion.flat().reduce((a, b) => a + b, 0);
@@ -100,7 +101,7 @@ describe('cafe-stream evaluate', () => {
 
   it('--save-crops: one PNG per crop at the crop size, framed exactly as the pipeline frames it', async () => {
     const rows = parseCsv(join(cropsDir(), 'crops.csv'));
-    expect(rows).toHaveLength(3 + 2 + 1);
+    expect(rows).toHaveLength(3 + 3 + 1);
     const size = result.json.cropSize;
     const scale = result.json.cropScale;
     for (const r of rows) {
@@ -124,7 +125,7 @@ describe('cafe-stream evaluate', () => {
       for (let i = 0; i < saved.length; i++) diff += Math.abs(saved[i]! - again[i]!);
       expect(diff / saved.length).toBeLessThan(0.5);
     }
-    expect(parseCsv(join(cropsDir(), 'crops.csv')).filter((r) => r['domain'] === 'nir').map((r) => r['group']).sort()).toEqual(['subj-7', 'subj-9']);
+    expect(parseCsv(join(cropsDir(), 'crops.csv')).filter((r) => r['domain'] === 'nir').map((r) => r['group']).sort()).toEqual(['subj-3', 'subj-7', 'subj-9']);
     const fer = rows.find((r) => r['domain'] === 'FERtiny')!;
     expect([fer['box_w'], fer['crop_side'], fer['right_eye_x']]).toEqual(['150', '150', '']);
     const notFound = parseCsv(join(cropsDir(), 'not-found.csv'));

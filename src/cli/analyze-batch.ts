@@ -11,7 +11,9 @@ import { basename, extname, join } from 'node:path';
 import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
 import { createMediaSource, isPhotoPath } from '../ingest/image-source.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
-import { loadFaceDetector, type FaceDetector } from '../model/face-detector.js';
+import { loadFaceDetectorThread } from '../model/detector-thread.js';
+import type { FaceDetector } from '../model/face-detector.js';
+import { withPhotoRetry } from '../model/photo-detector.js';
 import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
 import { type RunSummary, type StreamResult, createPipeline } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
@@ -123,7 +125,7 @@ export async function analyzeBatch(inputs: string[], opts: AnalyzeOptions & { jo
   try {
     try {
       [detector, model] = await Promise.all([
-        loadFaceDetector({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }),
+        loadFaceDetectorThread({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) }),
         loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }),
       ]);
     } catch (err) {
@@ -133,8 +135,9 @@ export async function analyzeBatch(inputs: string[], opts: AnalyzeOptions & { jo
     info(`${items.length} files, ${opts.jobs ?? 1} at a time; detector ${detector.name}; model on ${model.provider}`);
 
     const tracks: TrackEndEvent[] = [];
+    const photoStreams = new Set(items.filter((i) => isPhotoPath(i.path)).map((i) => i.streamId));
     const pipeline = createPipeline({
-      detector,
+      detector: withPhotoRetry(detector, (id) => photoStreams.has(id)),
       model,
       sinks,
       options: pipelineOptions,

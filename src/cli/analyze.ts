@@ -7,7 +7,8 @@
 // of that class of error (exit-codes.ts).
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { errorLine } from '../errors.js';
-import { createMediaSource } from '../ingest/image-source.js';
+import { createMediaSource, isPhotoPath } from '../ingest/image-source.js';
+import { withPhotoRetry } from '../model/photo-detector.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import type { FaceDetector } from '../model/face-detector.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
@@ -158,7 +159,7 @@ export async function analyze(file: string, opts: AnalyzeOptions): Promise<numbe
     try {
       summary = await runPipeline({
         sources: [source],
-        detector: loaded[0],
+        detector: isPhotoPath(file) ? withPhotoRetry(loaded[0], () => true) : loaded[0],
         model: loaded[1],
         sinks,
         options: pipelineOptions,

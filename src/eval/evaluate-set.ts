@@ -1,12 +1,13 @@
 // Scores one labelled set through the product's own path: each image decoded like a photo given to `analyze`
-// (ingest/image.ts), the pipeline's face detector, the largest face cropped by pipeline/crop.ts (same scale,
-// same size), then a classifier (our expression model, or a packaged peer) on that crop. Sets that are face
+// (ingest/image.ts), the pipeline's face detector with the photo path's padded retry (model/padded-detect.ts),
+// the largest face cropped by pipeline/crop.ts (same scale, same size), then a classifier (our expression model, or a packaged peer) on that crop. Sets that are face
 // crops already (FER+, --as-crops) skip the detector: the set's box (else the whole image) is resized to the
 // crop size.
 import sharp from 'sharp';
 import { errorLine } from '../errors.js';
 import { loadImageFrame } from '../ingest/image.js';
 import type { FaceDetector } from '../model/face-detector.js';
+import { detectInPhoto } from '../model/padded-detect.js';
 import { cropFace, cropSquare, extractClamped } from '../pipeline/crop.js';
 import { EXPRESSIONS, type Box, type Detection, type Expression, type Frame } from '../types.js';
 import type { Dataset, Sample } from './datasets.js';
@@ -107,7 +108,7 @@ export async function evaluateSet(p: EvaluateSetParams): Promise<SetResult> {
       const box = sample.box ?? { x: 0, y: 0, width: frame.width, height: frame.height };
       pending.push({ sample, domain: dataset.domain, rgb: await resizeWhole(frame, box, cropSize), size: cropSize, box, region: box, outcome });
     } else {
-      const face = largest(await p.detector!.detect(frame));
+      const face = largest(await detectInPhoto(p.detector!, frame));
       if (face === undefined) {
         noFace++;
         await p.onNotFound?.(sample, 'no face found');
