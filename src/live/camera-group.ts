@@ -166,11 +166,13 @@ export class CameraGroup {
     });
   }
 
-  /** Leaves the group (the others take the cameras at once) and stops every camera here. */
+  /** Stops every camera here (ingest first), then leaves the group so the others take them at once. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#generation++;
+    const stopped = this.#stopAll(); // every ingest is dead before the group hears that we leave
     await this.#consumer.disconnect().catch((err: unknown) => this.#o.log.warn({ err: errorLine(err) }, 'group: disconnect failed'));
-    this.#enqueue(() => this.#stopAll());
+    await stopped;
     await this.#ops;
     await Promise.all(this.#removing.values());
   }
