@@ -109,6 +109,13 @@ export class ImagePreprocessor {
         planes[2 * n + p] = src[q + 2]!;
       }
     }
+    if (S === W && S === H) {
+      // Same size: the resize's taps are exactly [1, 0], so skip both passes (the result is bit-identical). This
+      // is the encoder's case (crops are cut at its input size) and it runs on the main thread beside
+      // onnxruntime, where it was a quarter of the model stage's time.
+      this.#writeSameSize(planes, channels, out, offset);
+      return;
+    }
     const tx = this.#tx!;
     const ty = this.#ty!;
     const rows = this.#rows; // S × W, one channel at a time
@@ -139,6 +146,22 @@ export class ImagePreprocessor {
             out[idx] = v * this.#scale[c]! + this.#offset[c]!;
           }
         }
+      }
+    }
+  }
+
+  #writeSameSize(planes: Float32Array, channels: number, out: Float32Array, offset: number): void {
+    const { width: W, height: H, layout } = this.spec;
+    const n = W * H;
+    for (let c = 0; c < 3; c++) {
+      const src = (channels === 1 ? 0 : c) * n;
+      const scale = this.#scale[c]!;
+      const shift = this.#offset[c]!;
+      if (layout === 'NCHW') {
+        const base = offset + c * n;
+        for (let p = 0; p < n; p++) out[base + p] = planes[src + p]! * scale + shift;
+      } else {
+        for (let p = 0, o = offset + c; p < n; p++, o += 3) out[o] = planes[src + p]! * scale + shift;
       }
     }
   }
