@@ -8,7 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
 import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from '../src/kafka/security.js';
 import { createKafkaSink } from '../src/sinks/kafka-sink.js';
-import { runCli } from './helpers/cli.js';
+import { runCli, startCli } from './helpers/cli.js';
+import { testModelsDir } from './helpers/models.js';
+import { freePort } from './helpers/rtsp.js';
+import { sharedPath } from './helpers/shared.js';
 import { SECURE_BROKER as B, startSecureBroker, stopSecureBroker, uniqueTopic } from './helpers/kafka.js';
 import { syntheticEvents } from './helpers/synthetic-events.js';
 
@@ -92,6 +95,46 @@ describe('Kafka TLS and SASL', () => {
     });
     expect(bad.code).toBe(8);
     expect(bad.stderr).toMatch(/authentication failed/i);
+  });
+
+  it('cameras, submit and a worker of a group work over TLS + SCRAM-SHA-256 from the environment', async () => {
+    const env = {
+      CAFE_STREAM_KAFKA_TLS_CA: B.caFile,
+      CAFE_STREAM_KAFKA_SASL_MECHANISM: 'scram-sha-256',
+      CAFE_STREAM_KAFKA_SASL_USERNAME: B.username,
+      CAFE_STREAM_KAFKA_SASL_PASSWORD: B.password,
+    };
+    const cams = uniqueTopic('secure-cams');
+    const common = ['--kafka', B.tls, '--cameras-topic', cams];
+    const add = await runCli(['cameras', 'add', 'door', 'rtsp://user:pw@127.0.0.1:1/door', '--sample-fps', '2', ...common], { env, timeoutMs: 60_000 });
+    expect(add.stderr).toBe('');
+    expect(add.stdout).toMatch(/^door: added \(partition 0\)$/m);
+    const ls = await runCli(['cameras', 'ls', '--json', ...common], { env, timeoutMs: 60_000 });
+    expect(ls.code).toBe(0);
+    expect(JSON.parse(ls.stdout.trim())).toMatchObject({ id: 'door', partition: 0, config: { url: 'rtsp://127.0.0.1:1/door', sampleFps: 2 } }); // credentials never printed
+    const file = sharedPath('data', 'videos', 'd0.mp4');
+    const submit = await runCli(['submit', file, '--kafka', B.tls, '--jobs-topic', uniqueTopic('secure-jobs'), '--json'], { env, timeoutMs: 60_000 });
+    expect(submit.code).toBe(0);
+    expect(JSON.parse(submit.stdout.trim())).toMatchObject({ file, streamId: 'd0.mp4' });
+    // the same without credentials: refused, with the cause
+    const anon = await runCli(['cameras', 'ls', ...common], { env: { CAFE_STREAM_KAFKA_TLS_CA: B.caFile }, timeoutMs: 60_000 });
+    expect(anon.code).not.toBe(0);
+    // a worker joins the group over TLS + SCRAM and takes the camera (it cannot connect to it: offline)
+    const port = await freePort();
+    const worker = startCli(['worker', '--kafka', B.tls, '--group', `secure-${cams.slice(-8)}`, '--cameras-topic', cams, '--events-topic', uniqueTopic('secure-ev'), '--no-jobs', '--models', await testModelsDir(), '--http', `127.0.0.1:${port}`, '--session-timeout', '6'], { env, timeoutMs: 120_000 });
+    try {
+      const deadline = Date.now() + 90_000;
+      let cameras: { id: string }[] = [];
+      while (Date.now() < deadline && cameras.length === 0) {
+        await new Promise((r) => setTimeout(r, 1000));
+        const h = (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json()).catch(() => undefined)) as { worker?: { cameras: { id: string }[] } } | undefined;
+        cameras = h?.worker?.cameras ?? [];
+      }
+      expect(cameras.map((c) => c.id)).toEqual(['door']);
+    } finally {
+      worker.child.kill('SIGTERM');
+      await worker.done;
+    }
   });
 
   it('a broker certificate that is not trusted is refused; without SASL the SASL port refuses', async () => {

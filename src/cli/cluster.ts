@@ -10,6 +10,7 @@ import { newKafka } from '../kafka/client.js';
 import { describeKafkaSecurity, resolveKafkaSecurity } from '../kafka/security.js';
 import { Counter, Gauge } from 'prom-client';
 import { DEFAULT_JOBS_TOPIC, ensureJobsTopic, newJob, submitJobs } from '../kafka/jobs.js';
+import { redactUrl } from '../ingest/rtsp-source.js';
 import { CameraGroup } from '../live/camera-group.js';
 import { JobRunner } from '../live/job-runner.js';
 import { createKafkaSink, DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
@@ -237,8 +238,10 @@ export function register(program: Command): void {
         const kafka = newKafka({ brokers: opts.kafka, clientId: 'cafe-stream-cameras' });
         const { cameras: list } = await listCameras(kafka, opts.camerasTopic);
         for (const c of list) {
-          if (opts.json) process.stdout.write(`${JSON.stringify({ id: c.id, partition: c.partition, config: c.config, ...(c.invalid === undefined ? {} : { invalid: c.invalid }) })}\n`);
-          else process.stdout.write(`${c.id}\tpartition ${c.partition}\t${c.invalid ?? redact(c.config?.url ?? '')}\n`);
+          // credentials in camera URLs stay in the topic: never printed
+          const config = c.config === null ? null : { ...c.config, url: redactUrl(c.config.url) };
+          if (opts.json) process.stdout.write(`${JSON.stringify({ id: c.id, partition: c.partition, config, ...(c.invalid === undefined ? {} : { invalid: c.invalid }) })}\n`);
+          else process.stdout.write(`${c.id}\tpartition ${c.partition}\t${c.invalid ?? config?.url ?? ''}\n`);
         }
       } catch (err) {
         exitOnError(err);
@@ -254,10 +257,6 @@ function registerWorkerMetrics(registry: import('prom-client').Registry, group: 
   new Gauge({ name: 'cafe_worker_camera_fps', help: 'analysed frames per second per camera', labelNames: ['camera'], registers: [registry], collect() { this.reset(); for (const c of group().cameras) this.set({ camera: c.id }, c.fps); } });
   new Counter({ name: 'cafe_worker_jobs_done_total', help: 'file jobs finished (ok)', registers: [registry], collect() { this.reset(); this.inc(jobs()?.jobsDone ?? 0); } });
   new Counter({ name: 'cafe_worker_jobs_failed_total', help: 'file jobs finished with an error', registers: [registry], collect() { this.reset(); this.inc(jobs()?.jobsFailed ?? 0); } });
-}
-
-function redact(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
 }
 
 /** The worker's config: the file's (streams included) or defaults, with the events sink on --kafka. */
