@@ -96,6 +96,12 @@ describe('DetectionSchedule', () => {
   });
 });
 
+describe('the detector on its worker thread', () => {
+  it('a bad option fails the load with the same ConfigError as on the main thread, not a crash', async () => {
+    await expect(loadFaceDetectorThread({ model: 'huge' as 'full' })).rejects.toMatchObject({ code: 'CS_ERR_CONFIG', message: expect.stringMatching(/short or full/) });
+  });
+});
+
 describe('detection interval on a real two-face video', () => {
   let detector: FaceDetector;
   let model: ExpressionModel;
