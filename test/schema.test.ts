@@ -51,7 +51,7 @@ describe('schema/events.v1.json', () => {
     const doc = readFileSync(new URL('../docs/events.md', import.meta.url), 'utf8');
     const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => JSON.parse(m[1]!) as { type: string });
     expect(new Set(blocks.map((b) => b.type))).toEqual(
-      new Set(['stream.start', 'stream.online', 'stream.offline', 'track.start', 'face.observation', 'face.segment', 'track.end', 'stream.end']),
+      new Set(['stream.start', 'stream.online', 'stream.offline', 'track.start', 'face.observation', 'face.segment', 'track.end', 'stream.end', 'job.done']),
     );
     assertValidEvents(blocks);
   });
