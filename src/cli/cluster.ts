@@ -85,8 +85,8 @@ export function register(program: Command): void {
           return exitOnError(err);
         }
       })();
+      // no SIGHUP reload: it would make the running set match the file and stop the group's cameras
       await runLive(config, {
-        ...(opts.config === undefined ? {} : { configPath: opts.config }),
         kafkaHeaders: { worker: workerId },
         attach: async (runner, { log, metrics, detector, model, options }) => {
           const kafka = newKafka({ brokers: opts.kafka, clientId: `cafe-stream-worker-${workerId}`, security });
