@@ -46,14 +46,13 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>
 say "cores $(nproc), $(uname -sm)"
 
 step "Vulkan (WebGPU)"
-if ! ldconfig -p | grep -q 'libvulkan\.so\.1 '; then
-  if [ "$here" = 1 ] || [ "$(id -u)" != 0 ]; then
-    say "no libvulkan.so.1 and not allowed to install it here"
-  else
-    for f in "$carry"/debs/*.deb; do dpkg -x "$f" /; done
-    ldconfig
-    say "installed the Vulkan loader from $(ls "$carry"/debs | tr '\n' ' ')"
-  fi
+if [ "$here" = 1 ] || [ "$(id -u)" != 0 ]; then
+  ldconfig -p | grep -q 'libvulkan\.so\.1 ' || say "no libvulkan.so.1, and this mode installs nothing"
+else
+  # the device README's recipe, in every run: the machine starts bare
+  for f in "$carry"/debs/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+  say "unpacked $(ls "$carry"/debs | tr '\n' ' ')"
 fi
 icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -f "$icd" ] && ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nvidia* >/dev/null 2>&1; then

@@ -8,7 +8,7 @@
 # .gpu/device/bundle.tar.xz  this machine's Node binary (stripped) + app/: dist/src, dist/bench, bin/, package.json
 #                            and only the node_modules files the CLI and the model-stage bench open, found by
 #                            running both under strace (model stage on cpu+webgpu, `analyze` on a clip)
-# .gpu/device/debs/          the Vulkan loader (Debian's libvulkan1), installed there only if missing
+# .gpu/device/debs/          the Vulkan loader and GL dispatch libraries (Debian's libvulkan1, libglvnd0, ...)
 # .gpu/device/clip.mp4       the shared clip the end-to-end figure is measured on (default d3.mp4)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -47,17 +47,19 @@ strace -f -qq -e trace=openat,open -o "$trace.1" node "$stage/app/dist/bench/gpu
 strace -f -qq -e trace=openat,open -o "$trace.2" env -u LD_LIBRARY_PATH node "$stage/app/bin/cafe-stream.js" analyze "$clip" \
   --device cpu --models models --sample-fps 2 --quiet --out /dev/null \
   || die "analyze failed here"
-rm "$stage/app/node_modules"
 python3 - "$root/node_modules" "$stage/app/node_modules" "$trace".1 "$trace".2 <<'PY'
 import os, re, shutil, sys
 src, dst, traces = os.path.realpath(sys.argv[1]), sys.argv[2], sys.argv[3:]
 opened = set()
 for t in traces:
     for line in open(t):
-        # any open of an existing file: a call strace splits ("<unfinished ...>") shows its result on a later line
+        # any open of an existing file: a call strace splits ("<unfinished ...>") shows its result on a later line.
+        # Resolved while the stage's node_modules link still exists: the ESM loader opens package.json files
+        # through it, the CommonJS loader through the real path.
         m = re.search(r'open(?:at)?\(.*?"([^"]+)"', line)
         if m:
             opened.add(os.path.realpath(m.group(1)))
+os.unlink(dst)  # the link to the real node_modules; the copies go into a real folder
 files = sorted(p for p in opened if p.startswith(src + os.sep) and os.path.isfile(p))
 # providers linked in by scripts/setup-gpu.sh are not part of the bundle
 files = [p for p in files if '/libonnxruntime_providers_' not in p]
@@ -74,7 +76,10 @@ echo "node $(node --version), built from $(git rev-parse --short HEAD)$(git diff
 echo "prepare-gpu-check: compressing (xz -9; a few minutes on 2 cores)" >&2
 tar -C "$stage" -cf - node app | xz -9 -T2 >"$dest/bundle.tar.xz"
 cp "$clip" "$dest/clip.mp4"
-(cd "$dest/debs" && apt-get download libvulkan1 >/dev/null 2>&1) || die "apt-get download libvulkan1 failed (apt-get update first?)"
+# the Vulkan loader and the GL vendor-neutral dispatch libraries the NVIDIA ICD (libGLX_nvidia) links against,
+# as the device README lists them
+(cd "$dest/debs" && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null 2>&1) \
+  || die "apt-get download of the Vulkan/GL loader packages failed (apt-get update first?)"
 
 # What travels: tracked files + untracked files git does not ignore + the carried folder.
 tree_bytes=$(git ls-files -z --cached --others --exclude-standard | xargs -0 stat -c %s 2>/dev/null | awk '{s+=$1} END {print s+0}')
@@ -97,5 +102,9 @@ if [ "$check" = 1 ]; then
   grep -q -- '--device cpu: exit 0' "$root/runs/gpu-check-local/out/gpu-check.txt" || { echo "prepare-gpu-check: analyze did not run from the bundle" >&2; exit 1; }
 fi
 rm -rf "$stage"
-echo "prepare-gpu-check: ready: run on the lent machine: bash scripts/device/gpu-check.sh  (carry .gpu/device)"
+if [ "$status" = 0 ]; then
+  echo "prepare-gpu-check: ready: run on the lent machine: bash scripts/device/gpu-check.sh  (carry .gpu/device)"
+else
+  echo "prepare-gpu-check: the bundle works, but the run would carry more than 64 MiB (see above)" >&2
+fi
 exit $status
