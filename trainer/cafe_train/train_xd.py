@@ -33,12 +33,13 @@ import torch.nn.functional as F
 
 from cafe_models.cafe import CafeHead
 from cafe_models.classes import CLASSES, NUM_CLASSES
-from cafe_models.datasets import load_set
+from cafe_models.datasets import group_split, load_set, split_part
 from cafe_models.losses import channel_drop_mask, diversity_loss, separation_loss
 
 from .features import open_encoder
 from .views import view_features
 
+NO_GROUP = "(no subject id)"
 XD_VARIANTS = ("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc")
 
 
@@ -63,8 +64,11 @@ class XdConfig:
     logit_adjust: float = 1.0        # tau; 0 = plain cross-entropy
     label_smoothing: float = 0.0
     seed: int = 3407
-    threads: int = 2
+    # one thread: a head step is small, and on a loaded 2-core machine a second torch thread cost 4x in
+    # synchronisation (measured: 125 vs 540 ms per step of the 1287-d CAFE head at batch 64)
+    threads: int = 1
     progress: bool = True
+    report: list[str] = field(default_factory=list)  # sets scored once, with the selected checkpoint, at the end
 
     def validate(self) -> "XdConfig":
         if self.variant not in XD_VARIANTS:
@@ -92,12 +96,19 @@ def _views_for(spec: str, cfg: XdConfig) -> int:
 
 
 def load_features(specs: list[str], enc, cfg: XdConfig, views: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(spec, features (N, V, D), labels) per set. A `@part` is cut from the whole set's cached features, so
+    the train, val and test parts of one set share one cache."""
     out = []
     for spec in specs:
-        fs = load_set(spec)
+        base, part = split_part(spec)
+        fs = load_set(base)
         feats = view_features(fs, enc, cfg.cache_dir, _views_for(spec, cfg) if views else 1,
                               seed=0, progress=cfg.progress)
-        out.append((spec, feats, fs.labels))
+        labels = fs.labels
+        if part is not None:
+            idx = group_split(fs.groups, part)
+            feats, labels = feats[idx], labels[idx]
+        out.append((spec, feats, labels))
     return out
 
 
@@ -194,6 +205,45 @@ def train_xd(cfg: XdConfig) -> dict:
                            for s, m in domains.items())
             print(f"epoch {epoch + 1}: train acc {correct / seen:.3f} | valid mean {score:.4f} ({per})"
                   f"{' (best)' if improved else ''}", flush=True)
+    reports = {}
+    if cfg.report:  # scored once with the selected checkpoint; they take no part in training or selection
+        head.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
+        for spec, f, y in load_features(cfg.report, enc, cfg, views=False):
+            reports[spec] = metrics(predict(head, f[:, 0]), y)
+        (out / "report.json").write_text(json.dumps(reports, indent=2) + "\n")
     return {"best_valid_mean_acc": best, "best_checkpoint": str(out / "best.pt"),
+            "report": {s: {"accuracy": round(m["accuracy"], 4), "macro_recall": round(m["macro_recall"], 4),
+                           "n": m["n"]} for s, m in reports.items()},
             "best_epoch": max((r for r in history if r["best"]), key=lambda r: r["valid_mean_acc"])["epoch"],
             "train_prior": dict(zip(CLASSES, np.round(prior, 4).tolist()))}
+
+
+def score_predictions(csv_path: Path, part: str | None) -> dict:
+    """Metrics of the predictions a `cafe-stream evaluate --save-crops` run wrote into its crops.csv (the
+    product path: detector, crop, models), restricted to one performer-disjoint part (the same split as
+    `layout:path@part`), so a model trained on the train part is scored on people it never saw."""
+    import csv
+
+    from cafe_models.classes import class_from_name
+    from cafe_models.datasets import DatasetError, group_split
+
+    rows = list(csv.DictReader(open(csv_path, newline="")))
+    if not rows or "predicted" not in rows[0]:
+        raise DatasetError(f"{csv_path}: needs a `predicted` column (a crops.csv of cafe-stream evaluate)")
+    missing = Path(csv_path).with_name("not-found.csv")  # images without a face: part of the split all the same
+    if missing.is_file():
+        rows += [{**r, "predicted": ""} for r in csv.DictReader(open(missing, newline=""))]
+    rows = [r for r in rows if class_from_name(r["label"] or "") is not None]
+    for r in rows:  # images whose name carries no person id are one group, as in the training CSVs
+        r["group"] = r.get("group") or NO_GROUP
+    if part is not None:
+        rows = [rows[i] for i in group_split([r["group"] for r in rows], part)]
+    found = [r for r in rows if r.get("predicted")]
+    labels = np.array([class_from_name(r["label"]) for r in found])
+    pred = np.array([class_from_name(r["predicted"]) for r in found])
+    m = metrics(pred, labels)
+    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
+    for a, b in zip(labels, pred):
+        conf[a, b] += 1
+    return {**m, "images": len(rows), "faces_not_found": len(rows) - len(found), "confusion": conf.tolist(),
+            "part": part or "all", "groups": len({r["group"] for r in rows})}

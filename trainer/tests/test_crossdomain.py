@@ -149,8 +149,10 @@ def test_train_xd_selects_on_the_mean_over_domains_and_exports_fp16(tmp_path, ca
             "--valid", f"detections:{_detections_csv(tmp_path, n=14, seed=5)}", "--encoder", str(encoder),
             "--out", str(run), "--cache-dir", str(tmp_path / "cache"), "--views", "3", "--domain-views", "4",
             "--epochs", "3", "--batch-size", "16", "--no-progress"]
-    assert main(args) == 0
+    assert main([*args, "--report", f"detections:{photos}@test"]) == 0
     result = json.loads(capsys.readouterr().out)
+    test_part = result["report"][f"detections:{photos}@test"]
+    assert 0 < test_part["n"] < 21 and 0 <= test_part["accuracy"] <= 1
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in log] == [1, 2, 3]
     assert all(len(r["valid"]) == 2 for r in log)
