@@ -16,7 +16,7 @@ import { ConfigError, SinkError, errorLine } from '../errors.js';
 import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from '../kafka/security.js';
 import { createLogger } from '../log.js';
 import type { SinkLog } from './sink-log.js';
-import { backoffDelay } from '../retry.js';
+import { backoffDelay, retry } from '../retry.js';
 import { EVENT_SCHEMA_VERSION, type Sink, type SinkStats, type TimelineEvent } from '../types.js';
 
 export const DEFAULT_KAFKA_TOPIC = 'cafe-stream.events';
@@ -108,6 +108,14 @@ export function toKafkaMessage(event: TimelineEvent, extraHeaders: Record<string
   };
 }
 
+/** kafkajs marks transient protocol errors `retriable`, also on the cause of its own retries-exceeded error. */
+function isRetriableKafkaError(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause ?? (e as { originalError?: unknown }).originalError, depth++) {
+    if ((e as { retriable?: boolean }).retriable === true || /does not host this topic-partition|leader/i.test(e.message)) return true;
+  }
+  return false;
+}
+
 /** Resolves once the sink is set up; the broker may still be down (events then wait in the buffer). */
 export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaSink> {
   const o = resolveOptions(options);
@@ -127,7 +135,11 @@ export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaS
     const admin = kafka.admin();
     try {
       await admin.connect();
-      const created = await admin.createTopics({ topics: [{ topic: o.topic, numPartitions: o.partitions, replicationFactor: -1 }], waitForLeaders: true });
+      // A broker that has just started (or just created the topic) can answer the leader wait with "does not host
+      // this topic-partition" until its metadata settles: retriable, so try again for a few seconds.
+      const created = await retry({ maxAttempts: 6, initialDelayMs: 250, maxDelayMs: 2_000, isRetriable: isRetriableKafkaError })(() =>
+        admin.createTopics({ topics: [{ topic: o.topic, numPartitions: o.partitions, replicationFactor: -1 }], waitForLeaders: true }),
+      );
       log.info({ topic: o.topic, partitions: o.partitions, created }, 'kafka: topic ready');
     } catch (err) {
       throw new SinkError('kafka', `could not create topic ${o.topic} on ${o.brokers.join(',')}: ${errorLine(err)}`, { cause: err });
