@@ -19,7 +19,7 @@ import { resolveKafkaSecurity } from '../kafka/security.js';
 import { createLogger } from '../log.js';
 import { LiveHttpServer, type StreamControl } from '../http/server.js';
 import { activeFfmpegPids, redactUrl } from '../ingest/rtsp-source.js';
-import { loadFaceDetector } from '../model/face-detector.js';
+import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import { loadExpressionModel } from '../model/expression-model.js';
 import { LiveRunner } from '../live/live-runner.js';
 import { createJsonlSink } from '../sinks/jsonl-sink.js';
@@ -197,14 +197,16 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     : undefined;
 
   let sinks: Sink[] = [];
-  let detector: Awaited<ReturnType<typeof loadFaceDetector>> | undefined;
+  let detector: Awaited<ReturnType<typeof loadFaceDetectorThread>> | undefined;
   try {
     if (http !== undefined) {
       const addr = await http.listen(config.http.host, config.http.port);
       log.info({ url: `http://${addr.address}:${addr.port}` }, 'http listening');
     }
     sinks = await buildSinks(config.sinks, http, log, opts.kafkaHeaders);
-    detector = await loadFaceDetector();
+    // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
+    // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
+    detector = await loadFaceDetectorThread();
     const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     runner = new LiveRunner({
