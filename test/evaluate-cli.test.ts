@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../src/cli/exit-codes.js';
+import type { DomainMetrics } from '../src/eval/metrics.js';
 import { loadImageFrame } from '../src/ingest/image.js';
 import { cropFace, cropSquare } from '../src/pipeline/crop.js';
 import { EXPRESSIONS } from '../src/types.js';
@@ -16,17 +17,8 @@ import { tempDir } from './helpers/videos.js';
 const tmp = tempDir();
 let models: string;
 
-interface DomainJson {
-  domain: string;
-  images: number;
-  n: number;
-  facesNotFound: number;
-  accuracy: number;
-  accuracyAll: number;
-  macroRecall: number;
-  confusion: number[][];
-  perClassRecall: Record<string, number | null>;
-}
+/** one domain of `evaluate --json`: the metrics module's figures and the set's name. */
+type DomainJson = DomainMetrics & { domain: string };
 interface EvalJson {
   classifier: string;
   cropSize: number;

@@ -15,7 +15,7 @@ import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import type { FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
 import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
-import { type RunSummary, type StreamResult, createPipeline } from '../pipeline/run.js';
+import { type StreamResult, createPipeline, summarize } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
 import { sinksFromOptions } from '../sinks/factory.js';
 import type { Sink, TimelineEvent, TrackEndEvent } from '../types.js';
@@ -192,16 +192,7 @@ export async function analyzeBatch(inputs: string[], opts: AnalyzeOptions & { jo
     if (sinkError !== undefined) return fail(sinkError);
 
     if (!opts.quiet) {
-      const st = pipeline.stats();
-      const summary: RunSummary = {
-        streams: results.flatMap((r) => (r.result ? [r.result] : [])),
-        tracks,
-        events: st.events,
-        frames: st.frames,
-        crops: st.crops,
-        batches: st.batches,
-        wallSeconds: (performance.now() - started) / 1000,
-      };
+      const summary = summarize(pipeline, results.flatMap((r) => (r.result ? [r.result] : [])), tracks, started);
       process.stderr.write(formatFiles(results) + formatSummary(summary));
     }
     if (abort.signal.aborted) return EXIT.interrupted;

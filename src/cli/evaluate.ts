@@ -71,8 +71,8 @@ crop_x, crop_y, crop_side (the square cut from the source), right_eye_x, right_e
 left_eye_y (detector keypoints), predicted, p_<class>.
 
 Examples:
-  cafe-stream evaluate taiwanese:../shared/data/taiwanese/faces_256x256 csv:../shared/data/buaa-nir/labels.csv
-  cafe-stream evaluate ferplus:../shared/data/ferplus/FER2013Valid --json > valid.json
+  cafe-stream evaluate taiwanese:data/taiwanese/faces_256x256 nir=csv:data/nir/labels.csv
+  cafe-stream evaluate ferplus:data/ferplus/FER2013Valid --json > valid.json
   cafe-stream evaluate folder:photos --limit 50 --save-crops runs/crops/photos
 
 Exit codes: 0 ok, 2 bad usage or set, 6 model did not load, 7 detection/inference failed.`,

@@ -1,6 +1,6 @@
 // One way to build a kafkajs client for our commands: brokers checked, TLS/SASL applied, kafkajs' own logging
 // off (we log one line per state change ourselves).
-import { Kafka, logLevel } from 'kafkajs';
+import { type Consumer, type ConsumerConfig, Kafka, logLevel } from 'kafkajs';
 import { ConfigError } from '../errors.js';
 import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from './security.js';
 
@@ -26,5 +26,24 @@ export function newKafka(o: KafkaClientOptions): Kafka {
     logLevel: logLevel.NOTHING,
     retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
     ...kafkaClientSecurity(o.security ?? kafkaSecurityFromEnv()),
+  });
+}
+
+export interface GroupTiming {
+  /** the broker declares a silent member dead after this long (default 10 s; the broker's minimum is 6 s). */
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+}
+
+/** A member of one of our consumer groups (cameras, jobs): the same timing rules, topics never auto-created. */
+export function groupConsumer(kafka: Kafka, groupId: string, timing: GroupTiming, extra: Partial<ConsumerConfig> = {}): Consumer {
+  const session = timing.sessionTimeoutMs ?? 10_000;
+  return kafka.consumer({
+    groupId,
+    sessionTimeout: session,
+    heartbeatInterval: timing.heartbeatIntervalMs ?? 1_000,
+    rebalanceTimeout: Math.max(session, 10_000),
+    allowAutoTopicCreation: false,
+    ...extra,
   });
 }

@@ -12,6 +12,7 @@
 // each worker starts the cameras of its partitions again. A camera thus pauses for one rebalance (the join,
 // a fetch and an RTSP connect) whether it moves or not. A worker that dies without leaving (SIGKILL, a lost
 // machine) holds its partitions until the group's session timeout expires.
+import { groupConsumer } from '../kafka/client.js';
 import { AssignerProtocol, type Assigner, type Consumer, type Kafka, type PartitionAssigner } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { StreamConfig } from '../config.js';
@@ -104,14 +105,7 @@ export class CameraGroup {
 
   constructor(o: CameraGroupOptions) {
     this.#o = o;
-    this.#consumer = o.kafka.consumer({
-      groupId: o.group,
-      sessionTimeout: o.sessionTimeoutMs ?? 10_000,
-      heartbeatInterval: o.heartbeatIntervalMs ?? 1_000,
-      rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 10_000, 10_000),
-      allowAutoTopicCreation: false,
-      partitionAssigners: [cameraAssigner],
-    });
+    this.#consumer = groupConsumer(o.kafka, o.group, o, { partitionAssigners: [cameraAssigner] });
   }
 
   async start(): Promise<void> {

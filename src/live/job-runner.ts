@@ -4,6 +4,7 @@
 // job.done is written, and only then is the job's offset committed. A worker that dies mid-file never
 // commits, so the group gives the job to another worker, which redoes it from the start; the event ids depend
 // only on (job id, stream id, position), so the redone events carry the same ids and consumers de-duplicate.
+import { groupConsumer } from '../kafka/client.js';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { SinkError, errorLine } from '../errors.js';
@@ -49,13 +50,7 @@ export class JobRunner {
 
   constructor(o: JobRunnerOptions) {
     this.#o = o;
-    this.#consumer = o.kafka.consumer({
-      groupId: o.group,
-      sessionTimeout: o.sessionTimeoutMs ?? 10_000,
-      heartbeatInterval: o.heartbeatIntervalMs ?? 1_000,
-      rebalanceTimeout: Math.max(o.sessionTimeoutMs ?? 10_000, 10_000),
-      allowAutoTopicCreation: false,
-    });
+    this.#consumer = groupConsumer(o.kafka, o.group, o);
     this.#producer = o.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
   }
 

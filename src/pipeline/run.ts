@@ -64,6 +64,12 @@ export interface StreamResult {
   error?: unknown;
 }
 
+/** What a finished run did: its streams and tracks, the pipeline's counters, wall time since `started` (performance.now()). */
+export function summarize(pipeline: Pick<Pipeline, 'stats'>, streams: StreamResult[], tracks: TrackEndEvent[], started: number): RunSummary {
+  const { events, frames, crops, batches } = pipeline.stats();
+  return { streams, tracks, events, frames, crops, batches, wallSeconds: (performance.now() - started) / 1000 };
+}
+
 export interface RunSummary {
   streams: StreamResult[];
   /** every track.end event, in emission order. */
@@ -353,16 +359,7 @@ export async function runPipeline(params: RunPipelineParams): Promise<RunSummary
       throw sinkError;
     }
     await pipeline.close();
-    const st = pipeline.stats();
-    return {
-      streams,
-      tracks,
-      events: st.events,
-      frames: st.frames,
-      crops: st.crops,
-      batches: st.batches,
-      wallSeconds: (performance.now() - started) / 1000,
-    };
+    return summarize(pipeline, streams, tracks, started);
   } finally {
     params.signal?.removeEventListener('abort', onAbort);
   }

@@ -94,10 +94,10 @@ def render_view(image: np.ndarray, box: tuple[float, float, float, float], size:
     """One augmented view (uint8 size×size×3) of the pipeline's crop, and whether it was mirrored.
     Deterministic in `seed`."""
     rng = np.random.default_rng(seed)
-    x, y, side = crop_square(box, scale)
-    side *= rng.uniform(*jitter.scale)
-    cx = x + crop_square(box, scale)[2] / 2 + rng.uniform(-jitter.shift, jitter.shift) * side
-    cy = y + crop_square(box, scale)[2] / 2 + rng.uniform(-jitter.shift, jitter.shift) * side
+    x, y, base = crop_square(box, scale)
+    side = base * rng.uniform(*jitter.scale)
+    cx = x + base / 2 + rng.uniform(-jitter.shift, jitter.shift) * side
+    cy = y + base / 2 + rng.uniform(-jitter.shift, jitter.shift) * side
     angle = math.radians(rng.uniform(-jitter.rotate_deg, jitter.rotate_deg))
     src = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float()
     # Shrinking a large region by bilinear sampling aliases: pre-shrink the whole image with PIL first.

@@ -74,6 +74,19 @@ def to_fp16(model: CafeHead, image_size: int, out: Path) -> float:
     return diff
 
 
+def portable_specs(specs: str) -> str:
+    """The training/selection sets as the manifest records them: `layout:<folder or file name>[@part]`, so a
+    shipped manifest names the data without the paths of the machine it was trained on."""
+    out = []
+    for spec in str(specs).split(" + "):
+        layout, _, rest = spec.partition(":")
+        path, at, part = rest.rpartition("@") if "@" in rest else (rest, "", "")
+        name = Path(path).name if Path(path).name not in ("crops.csv", "label.csv", "labels.csv") else \
+            f"{Path(path).parent.name}/{Path(path).name}"
+        out.append(f"{layout}:{name}{at}{part}")
+    return " + ".join(out)
+
+
 def export_head(cfg: ExportConfig) -> dict:
     model, meta = load_head(cfg.checkpoint)
     out = Path(cfg.out)
@@ -93,7 +106,7 @@ def export_head(cfg: ExportConfig) -> dict:
         "standardised_features": model.standardised,
         "weights": "float16" if cfg.fp16 else "float32",
         "training": {"epoch": meta["epoch"], "valid_accuracy_pytorch": meta["valid_accuracy"],
-                     "train": meta["config"]["train"], "valid": meta["config"]["valid"],
+                     "train": portable_specs(meta["config"]["train"]), "valid": portable_specs(meta["config"]["valid"]),
                      **({"protocol": meta["protocol"], "selection": "mean accuracy over the valid domains"}
                         if "protocol" in meta else {})},
     }

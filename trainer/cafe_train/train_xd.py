@@ -36,6 +36,7 @@ from cafe_models.classes import CLASSES, NUM_CLASSES
 from cafe_models.datasets import group_split, load_set, split_part
 from cafe_models.losses import channel_drop_mask, diversity_loss, separation_loss
 
+from .evaluate import metrics
 from .features import open_encoder
 from .views import view_features
 
@@ -112,12 +113,6 @@ def load_features(specs: list[str], enc, cfg: XdConfig, views: bool) -> list[tup
     return out
 
 
-def metrics(pred: np.ndarray, labels: np.ndarray) -> dict:
-    recalls = {CLASSES[c]: float(np.mean(pred[labels == c] == c)) for c in range(NUM_CLASSES) if (labels == c).any()}
-    return {"n": int(len(labels)), "accuracy": float(np.mean(pred == labels)),
-            "macro_recall": float(np.mean(list(recalls.values()))), "recall": recalls}
-
-
 @torch.no_grad()
 def predict(model: CafeHead, feats: np.ndarray) -> np.ndarray:
     model.eval()
@@ -187,7 +182,7 @@ def train_xd(cfg: XdConfig) -> dict:
             correct += int((logits.argmax(1) == target).sum())
             loss_sum += loss.item() * len(target)
         sched.step()
-        domains = {spec: metrics(predict(head, f[:, 0]), y) for spec, f, y in valid_sets}
+        domains = {spec: metrics(y, predict(head, f[:, 0])) for spec, f, y in valid_sets}
         score = float(np.mean([m["accuracy"] for m in domains.values()]))
         improved = score > best
         if improved:
@@ -209,7 +204,7 @@ def train_xd(cfg: XdConfig) -> dict:
     if cfg.report:  # scored once with the selected checkpoint; they take no part in training or selection
         head.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
         for spec, f, y in load_features(cfg.report, enc, cfg, views=False):
-            reports[spec] = metrics(predict(head, f[:, 0]), y)
+            reports[spec] = metrics(y, predict(head, f[:, 0]))
         (out / "report.json").write_text(json.dumps(reports, indent=2) + "\n")
     return {"best_valid_mean_acc": best, "best_checkpoint": str(out / "best.pt"),
             "report": {s: {"accuracy": round(m["accuracy"], 4), "macro_recall": round(m["macro_recall"], 4),
@@ -241,9 +236,5 @@ def score_predictions(csv_path: Path, part: str | None) -> dict:
     found = [r for r in rows if r.get("predicted")]
     labels = np.array([class_from_name(r["label"]) for r in found])
     pred = np.array([class_from_name(r["predicted"]) for r in found])
-    m = metrics(pred, labels)
-    conf = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
-    for a, b in zip(labels, pred):
-        conf[a, b] += 1
-    return {**m, "images": len(rows), "faces_not_found": len(rows) - len(found), "confusion": conf.tolist(),
+    return {**metrics(labels, pred), "images": len(rows), "faces_not_found": len(rows) - len(found),
             "part": part or "all", "groups": len({r["group"] for r in rows})}

@@ -17,7 +17,7 @@ from cafe_models.datasets import DatasetError, group_split, load_set, taiwanese_
 from cafe_models.facecrop import Jitter, crop_square, render_crop, render_view, whole_image_box
 from cafe_models.onnx_fp16 import store_fp16
 from cafe_train.main import main
-from conftest import class_image, make_ferplus, make_tiny_encoder
+from conftest import class_image, make_ferplus, make_tiny_encoder, shared_dir
 
 REPO = Path(__file__).resolve().parents[2]
 HUMAN_MODELS = REPO / "node_modules" / "@vladmandic" / "human-models" / "models"
@@ -166,6 +166,8 @@ def test_train_xd_selects_on_the_mean_over_domains_and_exports_fp16(tmp_path, ca
     assert out["fp16_max_abs_diff"] < 5e-3
     manifest = json.loads((models / "cafe-head.onnx.json").read_text())
     assert manifest["weights"] == "float16" and manifest["training"]["protocol"] == "train-xd"
+    assert str(tmp_path) not in json.dumps(manifest)  # data named, not the training machine's paths
+    assert manifest["training"]["train"] == "ferplus:FER2013Train + detections:photos4/crops.csv"
     dtypes = {i.data_type for i in onnx.load(str(head)).graph.initializer if len(i.dims) and np.prod(i.dims) > 16}
     assert dtypes == {onnx.TensorProto.FLOAT16}
 
@@ -193,9 +195,8 @@ def test_encoder_pair_matches_faceres_exactly_and_adds_the_expression_branch(tmp
     solo = convert_file(HUMAN_MODELS / "faceres.json", tmp_path / "faceres.onnx",
                         outputs={"global_pooling/Mean": "features"}, input_name="image", input_layout="NCHW")
     assert json.loads(manifest.read_text())["output"]["dim"] == DIM == 1287
-    img = np.asarray(Image.open(REPO.parent / "shared" / "data" / "images" / "angry.jpg").convert("RGB")
-                     .resize((224, 224)), np.float32) if (REPO.parent / "shared").is_dir() else \
-        np.random.default_rng(0).random((224, 224, 3), dtype=np.float32) * 255
+    img = np.asarray(Image.open(shared_dir() / "data" / "images" / "angry.jpg").convert("RGB")
+                     .resize((224, 224)), np.float32)
     x = np.ascontiguousarray(img.transpose(2, 0, 1)[None])
     a = ort.InferenceSession(str(pair)).run(None, {"image": x})[0]
     b = ort.InferenceSession(str(solo)).run(None, {"image": x})[0]
