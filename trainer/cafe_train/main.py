@@ -42,7 +42,8 @@ def _train_xd(a: argparse.Namespace) -> int:
                    views=a.views, domain_views=a.domain_views, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
                    weight_decay=a.weight_decay, gamma=a.gamma, w_sep=a.w_sep, w_div=a.w_div,
                    logit_adjust=a.logit_adjust, label_smoothing=a.label_smoothing, seed=a.seed, threads=a.threads,
-                   progress=not a.no_progress, report=a.report or [])
+                   progress=not a.no_progress, report=a.report or [],
+                   encoder_parts=[Path(e) for e in a.encoder_parts or []])
     print(json.dumps(train_xd(cfg), indent=2))
     return 0
 
@@ -151,7 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of each batch drawn from each --train set (default: by set size)")
     xd.add_argument("--valid", action="append", required=True,
                     help="selection domain layout:path[@val]; repeat; the best mean accuracy over them is kept")
-    xd.add_argument("--encoder", default=str(REPO_ROOT / "models" / "encoder-faceres-emotion.onnx"))
+    xd.add_argument("--encoder", default=str(REPO_ROOT / "models" / "encoder-faceres-emotion-faceapi.onnx"))
+    xd.add_argument("--encoder-parts", nargs="+", metavar="ONNX",
+                    help="encoders whose concatenated features equal --encoder's (its branches built alone, e.g. "
+                         "`import-encoder --branches`): features are computed and cached per part, so adding a "
+                         "branch reuses the cache of the others; checked against --encoder before training")
     xd.add_argument("--out", required=True)
     xd.add_argument("--cache-dir", required=True)
     xd.add_argument("--variant", choices=("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc"), default="cafe")

@@ -33,12 +33,13 @@ import torch.nn.functional as F
 
 from cafe_models.cafe import CafeHead
 from cafe_models.classes import CLASSES, NUM_CLASSES
-from cafe_models.datasets import group_split, load_set, split_part
+from cafe_models.datasets import FaceSet, group_split, load_set, split_part
+from cafe_models.facecrop import Jitter
 from cafe_models.losses import channel_drop_mask, diversity_loss, separation_loss
 
 from .evaluate import metrics
-from .features import open_encoder
-from .views import view_features
+from .features import OnnxModel, encode, open_encoder
+from .views import render, view_features
 
 NO_GROUP = "(no subject id)"
 XD_VARIANTS = ("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc")
@@ -70,6 +71,7 @@ class XdConfig:
     threads: int = 1
     progress: bool = True
     report: list[str] = field(default_factory=list)  # sets scored once, with the selected checkpoint, at the end
+    encoder_parts: list[Path] = field(default_factory=list)  # per-branch encoders whose concat is `encoder`
 
     def validate(self) -> "XdConfig":
         if self.variant not in XD_VARIANTS:
@@ -87,8 +89,9 @@ class XdConfig:
             raise ValueError("--views must be >= 1")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or self.logit_adjust < 0:
             raise ValueError("need epochs >= 1, batch size >= 1, lr > 0, logit adjust >= 0")
-        if not Path(self.encoder).is_file():
-            raise FileNotFoundError(f"{self.encoder}: encoder ONNX not found")
+        for e in [self.encoder, *self.encoder_parts]:
+            if not Path(e).is_file():
+                raise FileNotFoundError(f"{e}: encoder ONNX not found")
         return self
 
 
@@ -96,15 +99,30 @@ def _views_for(spec: str, cfg: XdConfig) -> int:
     return cfg.views if spec.startswith("ferplus:") or cfg.domain_views is None else cfg.domain_views
 
 
-def load_features(specs: list[str], enc, cfg: XdConfig, views: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(spec, features (N, V, D), labels) per set. A `@part` is cut from the whole set's cached features, so
-    the train, val and test parts of one set share one cache."""
+def check_parts(enc: OnnxModel, parts: list[OnnxModel], fs: FaceSet, n: int = 8, atol: float = 1e-4) -> float:
+    """The encoder's features of the first n crops of `fs` must be the parts' features side by side: the head
+    is trained on the parts' cached features and shipped with `enc`."""
+    crops = [render(fs, i, 0, enc.spec.height, 0, Jitter()) for i in range(min(n, len(fs)))]
+    whole = encode(enc, crops)
+    joined = np.concatenate([encode(p, crops) for p in parts], axis=1)
+    if whole.shape != joined.shape:
+        raise ValueError(f"--encoder-parts give {joined.shape[1]} features, {enc.path.name} gives {whole.shape[1]}")
+    err = float(np.abs(whole - joined).max())
+    if err > atol:
+        raise ValueError(f"--encoder-parts do not compute {enc.path.name}: max |difference| {err:.2e} > {atol}")
+    return err
+
+
+def load_features(specs: list[str], encs: list[OnnxModel], cfg: XdConfig,
+                  views: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(spec, features (N, V, D), labels) per set, the encoders' features side by side. A `@part` is cut from
+    the whole set's cached features, so the train, val and test parts of one set share one cache."""
     out = []
     for spec in specs:
         base, part = split_part(spec)
         fs = load_set(base)
-        feats = view_features(fs, enc, cfg.cache_dir, _views_for(spec, cfg) if views else 1,
-                              seed=0, progress=cfg.progress)
+        feats = np.concatenate([view_features(fs, enc, cfg.cache_dir, _views_for(spec, cfg) if views else 1,
+                                              seed=0, progress=cfg.progress) for enc in encs], axis=2)
         labels = fs.labels
         if part is not None:
             idx = group_split(fs.groups, part)
@@ -130,8 +148,12 @@ def train_xd(cfg: XdConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     enc = open_encoder(cfg.encoder, "gray", cfg.threads)
-    train_sets = load_features(cfg.train, enc, cfg, views=True)
-    valid_sets = load_features(cfg.valid, enc, cfg, views=False)
+    encs = [enc]
+    if cfg.encoder_parts:
+        encs = [open_encoder(p, "gray", cfg.threads) for p in cfg.encoder_parts]
+        check_parts(enc, encs, load_set(split_part(cfg.valid[0])[0]))
+    train_sets = load_features(cfg.train, encs, cfg, views=True)
+    valid_sets = load_features(cfg.valid, encs, cfg, views=False)
     dim = train_sets[0][1].shape[2]
     weights = np.asarray(cfg.train_weights or [len(t[2]) for t in train_sets], dtype=np.float64)
     weights = weights / weights.sum()
@@ -203,7 +225,7 @@ def train_xd(cfg: XdConfig) -> dict:
     reports = {}
     if cfg.report:  # scored once with the selected checkpoint; they take no part in training or selection
         head.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
-        for spec, f, y in load_features(cfg.report, enc, cfg, views=False):
+        for spec, f, y in load_features(cfg.report, encs, cfg, views=False):
             reports[spec] = metrics(y, predict(head, f[:, 0]))
         (out / "report.json").write_text(json.dumps(reports, indent=2) + "\n")
     return {"best_valid_mean_acc": best, "best_checkpoint": str(out / "best.pt"),

