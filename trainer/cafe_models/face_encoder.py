@@ -130,6 +130,7 @@ def build(human_models: Path, doc: str = "", *, faceapi_models: Path | None = No
         [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, SIZE, SIZE])],
         [helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", dim])],
         initializer=inits)
+    # the producer keeps the module's earlier name so that import-encoder rebuilds models/ byte for byte
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
                               producer_name="cafe-stream encoder_pair", doc_string=doc)
     model.ir_version = 8
