@@ -5,11 +5,11 @@
 // while the server's ring still holds that id. SIGINT/SIGTERM: disconnect and exit 0.
 import { randomUUID } from 'node:crypto';
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { WebSocket } from 'ws';
 import { ConfigError, SinkError, errorLine } from '../errors.js';
 import { retry } from '../retry.js';
-import { kafkaClientSecurity, kafkaSecurityFromEnv } from '../kafka/security.js';
+import { newKafka } from '../kafka/client.js';
 import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import type { TimelineEvent, TimelineEventType } from '../types.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -179,8 +179,7 @@ function untilAborted(...signals: AbortSignal[]): Promise<void> {
 }
 
 async function fromKafka(brokers: string[], opts: SubscribeOptions, printer: Printer, io: SubscribeIo): Promise<void> {
-  for (const b of brokers) if (!/^[^\s:/]+:\d{1,5}$/.test(b)) throw new ConfigError('kafka', `broker must be host:port, got ${JSON.stringify(b)}`);
-  const kafka = new Kafka({ clientId: 'cafe-stream-subscribe', brokers, logLevel: logLevel.NOTHING, connectionTimeout: 3_000, ...kafkaClientSecurity(kafkaSecurityFromEnv()) });
+  const kafka = newKafka({ clientId: 'cafe-stream-subscribe', brokers });
   const consumer = kafka.consumer({ groupId: opts.group ?? `cafe-stream-subscribe-${randomUUID()}`, allowAutoTopicCreation: false });
   let failure: unknown;
   const crashed = new AbortController();

@@ -1,6 +1,6 @@
 // One way to build a kafkajs client for our commands: brokers checked, TLS/SASL applied, kafkajs' own logging
 // off (we log one line per state change ourselves).
-import { type Consumer, type ConsumerConfig, Kafka, logLevel } from 'kafkajs';
+import { type Consumer, type ConsumerConfig, Kafka, logLevel, type RetryOptions } from 'kafkajs';
 import { ConfigError } from '../errors.js';
 import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from './security.js';
 
@@ -9,6 +9,8 @@ export interface KafkaClientOptions {
   clientId: string;
   /** default: from the CAFE_STREAM_KAFKA_* environment. */
   security?: KafkaSecurity;
+  /** kafkajs' own retries per request; the producer sink keeps these short because it retries with its own backoff. */
+  retry?: RetryOptions;
 }
 
 export function checkBrokers(brokers: string[]): void {
@@ -24,7 +26,7 @@ export function newKafka(o: KafkaClientOptions): Kafka {
     connectionTimeout: 3_000,
     requestTimeout: 15_000,
     logLevel: logLevel.NOTHING,
-    retry: { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
+    retry: o.retry ?? { retries: 5, initialRetryTime: 200, maxRetryTime: 2_000 },
     ...kafkaClientSecurity(o.security ?? kafkaSecurityFromEnv()),
   });
 }

@@ -11,9 +11,10 @@
 // `drop-oldest` (default: the oldest unsent event is dropped and counted, logged once per outage) or `block`
 // (write() waits for room: a file source then pauses, nothing is lost).
 // See docs/sinks.md.
-import { Kafka, Partitioners, logLevel, type Producer, type Message } from 'kafkajs';
+import { Partitioners, type Producer, type Message } from 'kafkajs';
 import { ConfigError, SinkError, errorLine } from '../errors.js';
-import { kafkaClientSecurity, kafkaSecurityFromEnv, type KafkaSecurity } from '../kafka/security.js';
+import { checkBrokers, newKafka } from '../kafka/client.js';
+import type { KafkaSecurity } from '../kafka/security.js';
 import { createLogger } from '../log.js';
 import type { SinkLog } from './sink-log.js';
 import { backoffDelay, retry } from '../retry.js';
@@ -62,11 +63,8 @@ export interface KafkaSink extends Sink {
   stats(): KafkaSinkStats;
 }
 
-const HOST_PORT = /^[^\s:/]+:\d{1,5}$/;
-
 function resolveOptions(o: KafkaSinkOptions) {
-  if (o.brokers.length === 0) throw new ConfigError('kafka', 'at least one broker (host:port) is needed');
-  for (const b of o.brokers) if (!HOST_PORT.test(b)) throw new ConfigError('kafka', `broker must be host:port, got ${JSON.stringify(b)}`);
+  checkBrokers(o.brokers);
   const r = {
     brokers: o.brokers,
     topic: o.topic ?? DEFAULT_KAFKA_TOPIC,
@@ -120,14 +118,11 @@ function isRetriableKafkaError(err: unknown): boolean {
 export async function createKafkaSink(options: KafkaSinkOptions): Promise<KafkaSink> {
   const o = resolveOptions(options);
   const log = options.log ?? createLogger('cafe-stream');
-  const kafka = new Kafka({
+  // our own send loop retries with backoff and logs one line per outage, so kafkajs' own retries stay short
+  const kafka = newKafka({
     clientId: o.clientId,
     brokers: o.brokers,
-    ...kafkaClientSecurity(options.security ?? kafkaSecurityFromEnv()),
-    connectionTimeout: 3_000,
-    requestTimeout: 15_000,
-    // our own loop retries with backoff and logs one line per outage; kafkajs' per-attempt ERROR lines would flood stderr
-    logLevel: logLevel.NOTHING,
+    ...(options.security ? { security: options.security } : {}),
     retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1_000 },
   });
 
