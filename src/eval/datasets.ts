@@ -8,7 +8,7 @@ import { basename, dirname, extname, isAbsolute, join, relative, resolve } from 
 import { ConfigError } from '../errors.js';
 import { EXPRESSIONS, type Box, type Expression } from '../types.js';
 
-export const LAYOUTS = ['taiwanese', 'csv', 'folder', 'ferplus'] as const;
+export const LAYOUTS = ['taiwanese', 'csv', 'folder', 'ferplus', 'clips'] as const;
 export type Layout = (typeof LAYOUTS)[number];
 
 export const IMAGE_SUFFIXES = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff'];
@@ -24,6 +24,9 @@ export interface Sample {
   /** face box the set provides (FER+ label.csv), image pixels. */
   box?: Box;
 }
+
+/** A `clips:` set's videos are scored through the video pipeline, not as photos (eval/clips.ts). */
+export const isClipSet = (d: Pick<Dataset, 'layout'>): boolean => d.layout === 'clips';
 
 export interface Dataset {
   /** short name used in tables, JSON and crop folders. */
@@ -139,6 +142,11 @@ export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
       samples = loadCsv(requireFile(root, spec));
       domain = basename(dirname(root));
       break;
+    case 'clips':
+      // a missing or broken clip is reported with its cause when it is run, and the other clips still count
+      samples = loadCsv(requireFile(root, spec), { requireFiles: false });
+      domain = basename(dirname(root));
+      break;
     case 'folder':
       samples = loadFolder(requireDir(root, spec));
       domain = basename(root);
@@ -149,7 +157,7 @@ export function loadDataset(spec: string, opts: LoadOptions = {}): Dataset {
       break;
   }
   if (samples.length === 0) throw new ConfigError('dataset', `${spec}: no labelled images (none of the seven classes)`);
-  return { domain: name ?? domain, layout, spec, root: layout === 'csv' ? dirname(root) : root, crops: layout === 'ferplus' || opts.asCrops === true, samples };
+  return { domain: name ?? domain, layout, spec, root: layout === 'csv' || layout === 'clips' ? dirname(root) : root, crops: layout === 'ferplus' || opts.asCrops === true, samples };
 }
 
 function requireDir(path: string, spec: string): string {
@@ -177,20 +185,24 @@ function loadTaiwanese(root: string): Sample[] {
   return out;
 }
 
-function loadCsv(csvPath: string): Sample[] {
+/**
+ * `path,label[,group]` rows; group defaults to the file stem before its last '_'. A third column names the
+ * group (clips.csv's `source`: the repository or camera a clip came from).
+ */
+function loadCsv(csvPath: string, opts: { requireFiles?: boolean } = {}): Sample[] {
   const base = dirname(csvPath);
   const out: Sample[] = [];
   const lines = readFileSync(csvPath, 'utf8').split(/\r?\n/);
   lines.forEach((line, i) => {
     if (line.trim() === '' || line.startsWith('#')) return;
-    const [p, l] = line.split(',').map((s) => s.trim());
+    const [p, l, g] = line.split(',').map((s) => s.trim());
     if (p === undefined || l === undefined) throw new ConfigError('dataset', `${csvPath}:${i + 1}: expected \`path,label\`, got ${line}`);
     if (i === 0 && p.toLowerCase() === 'path') return;
     const label = /^\d+$/.test(l) ? canonicalIndex(Number(l), csvPath, i + 1) : classFromName(l);
     if (label === undefined) return; // contempt and other classes outside the seven
     const source = isAbsolute(p) ? p : join(base, p);
-    if (!existsSync(source)) throw new ConfigError('dataset', `${csvPath}:${i + 1}: image not found: ${source}`);
-    out.push({ source, rel: relative(base, source), label, group: groupFromPath(p) });
+    if (opts.requireFiles !== false && !existsSync(source)) throw new ConfigError('dataset', `${csvPath}:${i + 1}: image not found: ${source}`);
+    out.push({ source, rel: relative(base, source), label, group: g || groupFromPath(p) });
   });
   return out;
 }
