@@ -44,8 +44,20 @@ describe('TrackTimeline segments', () => {
     expect(segs[1]!.meanProbabilities.happiness).toBeCloseTo(0.8, 4);
     const end = events[events.length - 1] as TrackEndEvent;
     expect(end.type).toBe('track.end');
-    expect(end.summary).toMatchObject({ observations: 75, segments: 3, dominant: 'neutral', duration: 2.96 });
+    // a third of the track smiling: the smile is what the track shows, though neutral has more seconds
+    expect(end.summary).toMatchObject({ observations: 75, segments: 3, dominant: 'happiness', duration: 2.96 });
     expect(end.summary.labelDurations.neutral + end.summary.labelDurations.happiness).toBeCloseTo(2.96, 5);
+  });
+
+  it('keeps neutral dominant when an expression holds less than the expressive share', () => {
+    const { events } = play([
+      ['neutral', 2],
+      ['happiness', 0.6],
+      ['neutral', 2],
+    ]);
+    const end = events[events.length - 1] as TrackEndEvent;
+    expect(end.summary.labelDurations.happiness).toBeGreaterThan(0.5); // 0.6 of 4.6 s: under a fifth
+    expect(end.summary.dominant).toBe('neutral');
   });
 
   it('emits a segment once the next label has held for the minimum duration', () => {

@@ -128,7 +128,7 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
   let exporter: CropExporter | undefined;
   const photoSets = datasets.filter((d) => !isClipSet(d));
   const clipSets = datasets.filter(isClipSet);
-  if (clipSets.length > 0 && opts.saveCrops !== undefined) return fail(new ConfigError('--save-crops', 'not available for clips: sets (photo sets only)'));
+  if (clipSets.length > 0 && opts.saveCrops !== undefined) return fail(new ConfigError('--save-crops', '--save-crops is for photo sets only, not clips: sets'));
   try {
     const needDetector = clipSets.length > 0 || photoSets.some((d) => !d.crops);
     // clips go through analyze's own detector: on its thread, beside the model stage

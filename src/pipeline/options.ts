@@ -42,6 +42,12 @@ export const smoothingOptionsSchema = z
 export const timelineOptionsSchema = z
   .object({
     minSegmentSeconds: z.number().min(0).default(0.2).describe('shorter label runs are merged into a neighbour'),
+    expressiveShare: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.2)
+      .describe("a track's dominant expression is its longest-held non-neutral one when that holds at least this share of the track's labelled time (1 = plain longest label)"),
   })
   .strict();
 

@@ -61,6 +61,26 @@ function merge(into: Run, from: Run): void {
 const EPS = 1e-6;
 const duration = (r: Run): number => r.end - r.start + EPS;
 
+const NEUTRAL = EXPRESSIONS.indexOf('neutral');
+
+/**
+ * What a reader should take away from a track. Most faces rest at neutral most of the time, so the label with
+ * the most seconds says "neutral" for nearly every track, including someone who frowned for a third of it. The
+ * dominant expression is therefore the longest-held non-neutral label when it holds at least `expressiveShare`
+ * of the labelled time, else the longest-held label. A one-frame track has no duration in any label: its
+ * strongest mean class (under the same rule).
+ */
+export function dominantExpression(labelSeconds: ArrayLike<number>, meanProbabilities: ArrayLike<number>, expressiveShare: number): Expression {
+  let total = 0;
+  for (let i = 0; i < labelSeconds.length; i++) total += labelSeconds[i]!;
+  const weights = total > 0 ? labelSeconds : meanProbabilities;
+  const sum = total > 0 ? total : 1;
+  let expressive = -1;
+  for (let i = 0; i < weights.length; i++) if (i !== NEUTRAL && (expressive < 0 || weights[i]! > weights[expressive]!)) expressive = i;
+  if (expressive >= 0 && weights[expressive]! > 0 && weights[expressive]! >= expressiveShare * sum) return EXPRESSIONS[expressive]!;
+  return EXPRESSIONS[argmax(weights)]!;
+}
+
 /** One track's segments and summary. Pure: feed observations in time order. */
 export class TrackTimeline {
   readonly streamId: string;
@@ -68,6 +88,7 @@ export class TrackTimeline {
   readonly start: number;
   #lastSeen: number;
   readonly #minSegment: number;
+  readonly #expressiveShare: number;
   #held: Run | undefined;
   #open: Run | undefined;
   #observations = 0;
@@ -82,7 +103,9 @@ export class TrackTimeline {
     this.trackId = trackId;
     this.start = start;
     this.#lastSeen = start;
-    this.#minSegment = timelineOptionsSchema.parse(options).minSegmentSeconds;
+    const o = timelineOptionsSchema.parse(options);
+    this.#minSegment = o.minSegmentSeconds;
+    this.#expressiveShare = o.expressiveShare;
   }
 
   get lastSeen(): number {
@@ -127,9 +150,7 @@ export class TrackTimeline {
     out.push(...segs);
     const n = Math.max(1, this.#observations);
     const mean = Array.from(this.#sum, (s) => s / n);
-    const totalLabelled = this.#labelSeconds.reduce((a, b) => a + b, 0);
-    // A one-frame track has no duration in any label: its dominant expression is its strongest mean class.
-    const dominant = EXPRESSIONS[totalLabelled > 0 ? argmax(this.#labelSeconds) : argmax(mean)]!;
+    const dominant = dominantExpression(this.#labelSeconds, mean, this.#expressiveShare);
     out.push({
       type: 'track.end',
       ...eventBase(this.streamId, Math.max(time, this.#lastSeen), this.#nextId()),

@@ -43,7 +43,8 @@ def _train_xd(a: argparse.Namespace) -> int:
                    weight_decay=a.weight_decay, gamma=a.gamma, w_sep=a.w_sep, w_div=a.w_div,
                    logit_adjust=a.logit_adjust, label_smoothing=a.label_smoothing, seed=a.seed, threads=a.threads,
                    progress=not a.no_progress, report=a.report or [],
-                   encoder_parts=[Path(e) for e in a.encoder_parts or []])
+                   encoder_parts=[Path(e) for e in a.encoder_parts or []], soft_labels=a.soft_labels,
+                   select=a.select)
     print(json.dumps(train_xd(cfg), indent=2))
     return 0
 
@@ -173,6 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
     xd.add_argument("--threads", type=int, default=1)
     xd.add_argument("--report", action="append",
                     help="layout:path[@test] scored once with the selected checkpoint (held-out report; repeat)")
+    xd.add_argument("--soft-labels", action="store_true",
+                    help="FERPlus vote distributions as targets (other sets: their one label)")
+    xd.add_argument("--select", choices=("accuracy", "balanced"), default="accuracy",
+                    help="checkpoint selection: mean accuracy over --valid domains, or the mean of accuracy and "
+                         "macro recall (balanced)")
     xd.add_argument("--no-progress", action="store_true")
     xd.set_defaults(func=_train_xd)
 

@@ -43,6 +43,13 @@ from .views import render, view_features
 
 NO_GROUP = "(no subject id)"
 XD_VARIANTS = ("cafe", "cafe-nosep", "cafe-nosigmoid", "encoder-fc")
+SELECT_CRITERIA = ("accuracy", "balanced")
+
+
+def selection_score(m: dict, criterion: str) -> float:
+    """One domain's share of the selection score: plain accuracy, or its mean with macro recall so that a
+    checkpoint which buys accuracy by never saying the rare classes is not the one kept."""
+    return m["accuracy"] if criterion == "accuracy" else (m["accuracy"] + m["macro_recall"]) / 2
 
 
 @dataclass
@@ -72,8 +79,14 @@ class XdConfig:
     progress: bool = True
     report: list[str] = field(default_factory=list)  # sets scored once, with the selected checkpoint, at the end
     encoder_parts: list[Path] = field(default_factory=list)  # per-branch encoders whose concat is `encoder`
+    # FERPlus vote distributions as targets: a face 6 raters called neutral and 4 sad teaches "a little sad"
+    # instead of "neutral", which is what subtle expressions on other cameras need
+    soft_labels: bool = False
+    select: str = "accuracy"         # accuracy | balanced: mean over domains of (accuracy + macro recall) / 2
 
     def validate(self) -> "XdConfig":
+        if self.select not in SELECT_CRITERIA:
+            raise ValueError(f"--select must be one of {', '.join(SELECT_CRITERIA)}, got {self.select!r}")
         if self.variant not in XD_VARIANTS:
             raise ValueError(f"--variant must be one of {', '.join(XD_VARIANTS)}, got {self.variant!r}")
         if not self.train or not self.valid:
@@ -114,9 +127,11 @@ def check_parts(enc: OnnxModel, parts: list[OnnxModel], fs: FaceSet, n: int = 8,
 
 
 def load_features(specs: list[str], encs: list[OnnxModel], cfg: XdConfig,
-                  views: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(spec, features (N, V, D), labels) per set, the encoders' features side by side. A `@part` is cut from
-    the whole set's cached features, so the train, val and test parts of one set share one cache."""
+                  views: bool) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(spec, features (N, V, D), labels, targets (N, 7)) per set, the encoders' features side by side. The
+    targets are one-hot labels, or the vote distributions with `soft_labels` where the set has votes (FERPlus).
+    A `@part` is cut from the whole set's cached features, so the train, val and test parts of one set share
+    one cache."""
     out = []
     for spec in specs:
         base, part = split_part(spec)
@@ -124,10 +139,13 @@ def load_features(specs: list[str], encs: list[OnnxModel], cfg: XdConfig,
         feats = np.concatenate([view_features(fs, enc, cfg.cache_dir, _views_for(spec, cfg) if views else 1,
                                               seed=0, progress=cfg.progress) for enc in encs], axis=2)
         labels = fs.labels
+        targets = np.eye(NUM_CLASSES, dtype=np.float32)[labels]
+        if cfg.soft_labels and fs.soft is not None:
+            targets = fs.soft.astype(np.float32)
         if part is not None:
             idx = group_split(fs.groups, part)
-            feats, labels = feats[idx], labels[idx]
-        out.append((spec, feats, labels))
+            feats, labels, targets = feats[idx], labels[idx], targets[idx]
+        out.append((spec, feats, labels, targets))
     return out
 
 
@@ -160,7 +178,7 @@ def train_xd(cfg: XdConfig) -> dict:
 
     all_labels = np.concatenate([t[2] for t in train_sets])
     # the prior the sampler actually produces: each set's class frequencies mixed by its sampling weight
-    prior = sum(w * np.bincount(t[2], minlength=NUM_CLASSES) / len(t[2]) for w, t in zip(weights, train_sets))
+    prior = sum(w * t[3].mean(0) for w, t in zip(weights, train_sets))
     log_prior = torch.tensor(np.log(np.maximum(prior, 1e-6)), dtype=torch.float32)
     clean = torch.from_numpy(np.concatenate([t[1][:, 0] for t in train_sets]))
 
@@ -176,24 +194,27 @@ def train_xd(cfg: XdConfig) -> dict:
                       {"train": " + ".join(cfg.train), "valid": " + ".join(cfg.valid)},
             "protocol": "train-xd", "train_prior": prior.tolist()}
     rng = np.random.default_rng(cfg.seed)
-    tensors = [(torch.from_numpy(f), torch.from_numpy(y)) for _, f, y in train_sets]
+    tensors = [(torch.from_numpy(f), torch.from_numpy(y), torch.from_numpy(q)) for _, f, y, q in train_sets]
     best, history, t0 = -1.0, [], time.perf_counter()
     for epoch in range(cfg.epochs):
         seen, correct, loss_sum = 0, 0, 0.0
         for step in range(steps):
             counts = rng.multinomial(cfg.batch_size, weights)
-            xs, ys = [], []
-            for (f, y), k in zip(tensors, counts):
+            xs, ys, qs = [], [], []
+            for (f, y, q), k in zip(tensors, counts):
                 if k == 0:
                     continue
                 idx = torch.from_numpy(rng.integers(0, len(y), k))
                 view = torch.from_numpy(rng.integers(0, f.shape[1], k))
                 xs.append(f[idx, view])
                 ys.append(y[idx])
-            x, target = torch.cat(xs), torch.cat(ys)
+                qs.append(q[idx])
+            x, target, soft = torch.cat(xs), torch.cat(ys), torch.cat(qs)
             logits, fmask = head(torch.zeros(len(x), 3, 1, 1), x)
             adjusted = logits + cfg.logit_adjust * log_prior
-            loss = F.cross_entropy(adjusted, target, label_smoothing=cfg.label_smoothing)
+            # hard labels keep the label-smoothing path bit-identical to earlier runs; the separation loss
+            # below always groups channels by the hard label
+            loss = F.cross_entropy(adjusted, soft if cfg.soft_labels else target, label_smoothing=cfg.label_smoothing)
             if head.uses_cafe_losses:  # CAFE's separation (with channel dropping) and channel-diverse losses
                 drop = channel_drop_mask(dim, random.Random(cfg.seed * 100_003 + epoch * 10_007 + step))
                 loss = loss + cfg.w_sep * separation_loss(fmask, target, drop) + cfg.w_div * diversity_loss(fmask)
@@ -204,8 +225,8 @@ def train_xd(cfg: XdConfig) -> dict:
             correct += int((logits.argmax(1) == target).sum())
             loss_sum += loss.item() * len(target)
         sched.step()
-        domains = {spec: metrics(y, predict(head, f[:, 0])) for spec, f, y in valid_sets}
-        score = float(np.mean([m["accuracy"] for m in domains.values()]))
+        domains = {spec: metrics(y, predict(head, f[:, 0])) for spec, f, y, _ in valid_sets}
+        score = float(np.mean([selection_score(m, cfg.select) for m in domains.values()]))
         improved = score > best
         if improved:
             best = score
@@ -213,6 +234,7 @@ def train_xd(cfg: XdConfig) -> dict:
                         "valid_domains": domains}, out / "best.pt")
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": correct / seen,
                "valid_mean_acc": score, "valid": {s: round(m["accuracy"], 4) for s, m in domains.items()},
+               "valid_macro": {s: round(m["macro_recall"], 4) for s, m in domains.items()},
                "best": improved, "elapsed_s": round(time.perf_counter() - t0, 1)}
         history.append(row)
         with open(out / "log.jsonl", "a") as fh:
@@ -225,7 +247,7 @@ def train_xd(cfg: XdConfig) -> dict:
     reports = {}
     if cfg.report:  # scored once with the selected checkpoint; they take no part in training or selection
         head.load_state_dict(torch.load(out / "best.pt", map_location="cpu", weights_only=False)["model"])
-        for spec, f, y in load_features(cfg.report, encs, cfg, views=False):
+        for spec, f, y, _ in load_features(cfg.report, encs, cfg, views=False):
             reports[spec] = metrics(y, predict(head, f[:, 0]))
         (out / "report.json").write_text(json.dumps(reports, indent=2) + "\n")
     return {"best_valid_mean_acc": best, "best_checkpoint": str(out / "best.pt"),
