@@ -87,6 +87,12 @@ def portable_specs(specs: str) -> str:
     return " + ".join(out)
 
 
+def _selection(config: dict) -> str:
+    if config.get("select", "accuracy") == "balanced":
+        return "mean over the valid domains of (accuracy + macro recall) / 2"
+    return "mean accuracy over the valid domains"
+
+
 def export_head(cfg: ExportConfig) -> dict:
     model, meta = load_head(cfg.checkpoint)
     out = Path(cfg.out)
@@ -107,8 +113,10 @@ def export_head(cfg: ExportConfig) -> dict:
         "weights": "float16" if cfg.fp16 else "float32",
         "training": {"epoch": meta["epoch"], "valid_accuracy_pytorch": meta["valid_accuracy"],
                      "train": portable_specs(meta["config"]["train"]), "valid": portable_specs(meta["config"]["valid"]),
-                     **({"protocol": meta["protocol"], "selection": "mean accuracy over the valid domains"}
-                        if "protocol" in meta else {})},
+                     **({"protocol": meta["protocol"], "selection": _selection(meta["config"])}
+                        if "protocol" in meta else {}),
+                     **({"targets": "FERPlus vote distributions (other sets: one-hot)"}
+                        if meta["config"].get("soft_labels") else {})},
     }
     source = (f"trained by cafe-stream's trainer (variant {meta['variant']}, mask from {model.mask_source}, "
               f"mask input {meta['image_size']}px, "
