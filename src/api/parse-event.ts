@@ -1,0 +1,57 @@
+// parseEvent(): events read from elsewhere (a Kafka topic, a WebSocket, a JSONL file) checked against
+// schema/events.v1.json, the same schema the producer's output is tested against, and typed by their `type`.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormatsModule from 'ajv-formats';
+import type { ValidateFunction } from 'ajv';
+import { InvalidEventError, errorLine } from '../errors.js';
+import { packageRoot } from '../paths.js';
+import type { JobDoneEvent, TimelineEvent } from '../types.js';
+
+/** Everything a cafe-stream events topic may carry: the timeline events and a worker's job.done. */
+export type CafeStreamEvent = TimelineEvent | JobDoneEvent;
+
+let validate: ValidateFunction | undefined;
+
+function validator(): ValidateFunction {
+  if (validate !== undefined) return validate;
+  // strictRequired off: the schema's if/then on stream.end requires `error` declared in the enclosing object.
+  const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false });
+  // ajv-formats is CommonJS: under NodeNext its function sits on .default.
+  type AddFormats = (a: Ajv2020) => unknown;
+  const mod = addFormatsModule as unknown as AddFormats & { default?: AddFormats };
+  (mod.default ?? mod)(ajv);
+  validate = ajv.compile(JSON.parse(readFileSync(join(packageRoot(), 'schema', 'events.v1.json'), 'utf8')) as object);
+  return validate;
+}
+
+/**
+ * A JSON string, Buffer or parsed value → a typed event; throws InvalidEventError (code CS_ERR_INVALID_EVENT)
+ * naming what is wrong when it is not an event of schema v1.
+ */
+export function parseEvent(input: string | Uint8Array | unknown): CafeStreamEvent {
+  let value: unknown = input;
+  if (typeof input === 'string' || input instanceof Uint8Array) {
+    const text = typeof input === 'string' ? input : Buffer.from(input).toString('utf8');
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new InvalidEventError(`not JSON: ${errorLine(err)}`, [], { cause: err });
+    }
+  }
+  const check = validator();
+  if (!check(value)) {
+    const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+    // oneOf lists every branch's complaint; keep those of the branch the event's type names
+    const errors = (check.errors ?? []).filter((e) => typeof type !== 'string' || !/\/oneOf\/\d+\/(const|enum)/.test(e.schemaPath));
+    const problems = errors.slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
+    throw new InvalidEventError(`not a cafe-stream event${typeof type === 'string' ? ` (type ${JSON.stringify(type)})` : ''}: ${problems.join('; ') || 'does not match schema/events.v1.json'}`, problems);
+  }
+  return value as CafeStreamEvent;
+}
+
+/** True when `value` is a valid event (no exception). */
+export function isEvent(value: unknown): value is CafeStreamEvent {
+  return validator()(value) === true;
+}
