@@ -97,7 +97,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
         loadExpressionModel({ modelsDir: o.models, device: o.device, log }),
       ]);
       if (detector.status === 'fulfilled' && model.status === 'fulfilled') return { detector: detector.value, model: model.value };
-      if (detector.status === 'fulfilled') detector.value.close();
+      if (detector.status === 'fulfilled') await detector.value.close();
       if (model.status === 'fulfilled') await model.value.close();
       throw detector.status === 'rejected' ? detector.reason : (model as PromiseRejectedResult).reason;
     })();
@@ -308,8 +308,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
       for (const p of [filePipeline, livePipeline]) if (p !== undefined) for (const id of p.stats().activeStreams) p.stop(id);
       await Promise.all([filePipeline?.close(), livePipeline?.close()]);
       const loaded = await loading?.catch(() => undefined);
-      loaded?.detector.close();
-      await loaded?.model.close();
+      await Promise.all([loaded?.detector.close(), loaded?.model.close()]);
     })();
     return closing;
   }
