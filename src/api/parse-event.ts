@@ -9,10 +9,18 @@ import { InvalidEventError, errorLine } from '../errors.js';
 import { packageRoot } from '../paths.js';
 import type { JobDoneEvent, TimelineEvent } from '../types.js';
 
+interface SchemaDoc {
+  $id: string;
+  oneOf: { $ref: string }[];
+  $defs: Record<string, { properties?: { type?: { const?: string } } }>;
+}
+
 /** Everything a cafe-stream events topic may carry: the timeline events and a worker's job.done. */
 export type CafeStreamEvent = TimelineEvent | JobDoneEvent;
 
 let validate: ValidateFunction | undefined;
+/** event type → the schema branch for it, so a message names that branch's problems, not every branch's. */
+const branches = new Map<string, ValidateFunction>();
 
 function validator(): ValidateFunction {
   if (validate !== undefined) return validate;
@@ -22,7 +30,13 @@ function validator(): ValidateFunction {
   type AddFormats = (a: Ajv2020) => unknown;
   const mod = addFormatsModule as unknown as AddFormats & { default?: AddFormats };
   (mod.default ?? mod)(ajv);
-  validate = ajv.compile(JSON.parse(readFileSync(join(packageRoot(), 'schema', 'events.v1.json'), 'utf8')) as object);
+  const schema = JSON.parse(readFileSync(join(packageRoot(), 'schema', 'events.v1.json'), 'utf8')) as SchemaDoc;
+  validate = ajv.compile(schema);
+  for (const { $ref } of schema.oneOf) {
+    const type = schema.$defs[$ref.replace('#/$defs/', '')]?.properties?.type?.const;
+    const branch = ajv.getSchema(`${schema.$id}${$ref}`);
+    if (type !== undefined && branch !== undefined) branches.set(type, branch);
+  }
   return validate;
 }
 
@@ -43,10 +57,15 @@ export function parseEvent(input: string | Uint8Array | unknown): CafeStreamEven
   const check = validator();
   if (!check(value)) {
     const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
-    // oneOf lists every branch's complaint; keep those of the branch the event's type names
-    const errors = (check.errors ?? []).filter((e) => typeof type !== 'string' || !/\/oneOf\/\d+\/(const|enum)/.test(e.schemaPath));
-    const problems = errors.slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`);
-    throw new InvalidEventError(`not a cafe-stream event${typeof type === 'string' ? ` (type ${JSON.stringify(type)})` : ''}: ${problems.join('; ') || 'does not match schema/events.v1.json'}`, problems);
+    const branch = typeof type === 'string' ? branches.get(type) : undefined;
+    const errors = branch !== undefined && !branch(value) ? (branch.errors ?? []) : (check.errors ?? []);
+    const problems = errors.slice(0, 5).map((e) => {
+      const p = e.params as { additionalProperty?: string; missingProperty?: string };
+      const what = p.additionalProperty !== undefined ? `: ${JSON.stringify(p.additionalProperty)}` : '';
+      return `${e.instancePath || '/'} ${e.message ?? 'is invalid'}${what}`;
+    });
+    const known = branch !== undefined || typeof type !== 'string' ? '' : ` (unknown type ${JSON.stringify(type)})`;
+    throw new InvalidEventError(`not a cafe-stream event${known || (typeof type === 'string' ? ` (type ${JSON.stringify(type)})` : '')}: ${problems.join('; ') || 'does not match schema/events.v1.json'}`, problems);
   }
   return value as CafeStreamEvent;
 }
