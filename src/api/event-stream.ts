@@ -6,7 +6,7 @@
 // its buffer is at the high-water mark, and the pipeline waits on it, which pauses ffmpeg for files. So a slow
 // `for await` body slows the analysis instead of filling memory, and breaking out of the loop tears everything
 // down like unsubscribe does.
-import { Observable, type Subscribable } from 'rxjs';
+import { Observable } from 'rxjs';
 import { SinkError } from '../errors.js';
 
 /** Where a producer puts its values; `next` may ask it to wait. */
@@ -61,7 +61,7 @@ export interface AsyncIterableOptions {
  * Any Observable (e.g. an EventStream after `.pipe(filter(…))`) as an async iterable with a bounded buffer.
  * Subscribes on the first `next()`; `break` / `return()` unsubscribes.
  */
-export function toAsyncIterable<T>(source: Subscribable<T>, options: AsyncIterableOptions = {}): AsyncIterable<T> {
+export function toAsyncIterable<T>(source: Observable<T>, options: AsyncIterableOptions = {}): AsyncIterable<T> {
   const bufferSize = options.bufferSize ?? 10_000;
   if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new RangeError(`bufferSize must be a positive integer, got ${bufferSize}`);
   const produce: Producer<T> = (target) => {

@@ -20,47 +20,45 @@ export function toSink<T extends TimelineEvent>(open: () => Promise<Sink>): Mono
   return (source) =>
     new Observable<T>((subscriber) => {
       let finished = false;
-      let chain: Promise<void> = Promise.resolve();
       const opened = open();
-      let inner: { unsubscribe(): void } | undefined;
+      // the source is subscribed at once (a hot source loses nothing while the sink opens); writes wait for it
+      let chain: Promise<unknown> = opened;
+      const closeSink = (): void => void opened.then((s) => s.close()).catch(() => undefined);
       const fail = (err: unknown): void => {
         if (finished) return;
         finished = true;
-        inner?.unsubscribe();
-        void opened.then((s) => s.close()).catch(() => undefined);
+        inner.unsubscribe();
+        closeSink();
         subscriber.error(err);
       };
-      opened.then(
-        (sink) => {
-          if (finished) return void sink.close().catch(() => undefined);
-          inner = source.subscribe({
-            next: (e) => {
-              chain = chain.then(async () => {
-                if (finished) return;
-                await sink.write(e);
-                subscriber.next(e);
-              });
-              chain.catch(fail);
-            },
-            error: (err: unknown) => void chain.then(() => fail(err), fail),
-            complete: () =>
-              void chain
-                .then(() => sink.flush())
-                .then(() => sink.close())
-                .then(() => {
-                  if (finished) return;
-                  finished = true;
-                  subscriber.complete();
-                }, fail),
+      const inner = source.subscribe({
+        next: (e) => {
+          chain = chain.then(async () => {
+            if (finished) return;
+            await (await opened).write(e);
+            subscriber.next(e);
           });
+          chain.catch(fail);
         },
-        (err: unknown) => fail(err),
-      );
+        error: (err: unknown) => void chain.then(() => fail(err), fail),
+        complete: () =>
+          void chain
+            .then(() => opened)
+            .then(async (sink) => {
+              await sink.flush();
+              await sink.close();
+            })
+            .then(() => {
+              if (finished) return;
+              finished = true;
+              subscriber.complete();
+            }, fail),
+      });
       return () => {
         if (finished) return;
         finished = true;
-        inner?.unsubscribe();
-        void opened.then((s) => s.close()).catch(() => undefined);
+        inner.unsubscribe();
+        closeSink();
       };
     });
 }
