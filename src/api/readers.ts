@@ -31,6 +31,8 @@ export interface FromKafkaOptions {
   signal?: AbortSignal;
   /** a message that is not a valid event (skipped). */
   onInvalid?: (error: InvalidEventError, raw: string) => void;
+  /** one line per notable step (waiting for the topic to exist). */
+  log?: (line: string) => void;
 }
 
 export interface FromWebSocketOptions {
@@ -47,6 +49,8 @@ export interface FromWebSocketOptions {
   onInvalid?: (error: InvalidEventError, raw: string) => void;
   /** the server dropped events for this client because it read too slowly. */
   onDropped?: (count: number) => void;
+  /** one line per notable step (retries, reconnects, a resume the server could not honour). */
+  log?: (line: string) => void;
 }
 
 const DEDUPE_WINDOW = 100_000;
@@ -98,7 +102,7 @@ export function fromKafka(options: FromKafkaOptions): EventStream<CafeStreamEven
     signal.addEventListener('abort', () => finish(), { once: true });
     void (async () => {
       // a reader may start before anything was published: wait for the topic rather than create it
-      if (!(await waitForTopic(kafka, topic, signal))) return;
+      if (!(await waitForTopic(kafka, topic, signal, options.log))) return;
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: options.fromBeginning === true });
       await consumer.run({
@@ -118,15 +122,19 @@ export function fromKafka(options: FromKafkaOptions): EventStream<CafeStreamEven
 }
 
 /** true once `topic` exists with leaders for its partitions; false if aborted first. */
-async function waitForTopic(kafka: Kafka, topic: string, signal: AbortSignal): Promise<boolean> {
+async function waitForTopic(kafka: Kafka, topic: string, signal: AbortSignal, log?: (line: string) => void): Promise<boolean> {
   const admin = kafka.admin();
   await admin.connect();
   try {
+    let said = false;
     while (!signal.aborted) {
       const topics = await admin.listTopics();
       if (topics.includes(topic)) {
         const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
         if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) return true;
+      } else if (!said) {
+        log?.(`topic ${topic} does not exist yet; waiting for it`);
+        said = true;
       }
       await new Promise((r) => setTimeout(r, 500));
     }
@@ -154,11 +162,15 @@ export function fromWebSocket(url: string, options: FromWebSocketOptions = {}): 
     });
     void (async () => {
       while (!stopped.aborted) {
-        const r = await retry({ maxAttempts: 20, initialDelayMs: 250, maxDelayMs: 5_000, signal: stopped })(connectOnce).catch((err: unknown) => {
+        const onRetry = ({ error, delayMs }: { error: unknown; delayMs: number }): void => {
+          if (!stopped.aborted) options.log?.(`${errorLine(error)}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+        };
+        const r = await retry({ maxAttempts: 20, initialDelayMs: 250, maxDelayMs: 5_000, signal: stopped, onRetry })(connectOnce).catch((err: unknown) => {
           if (stopped.aborted) return 'stopped' as const;
           throw err;
         });
         if (r === 'stopped') break;
+        options.log?.(`connection to ${url} closed; reconnecting${lastId ? ` from ${lastId}` : ''}`);
       }
     })().then(
       () => (left ? undefined : out.complete()),
@@ -194,7 +206,7 @@ function connect(
       ws.send(JSON.stringify({ op: 'subscribe', streams: options.streams ?? [], tracks: options.tracks ?? [], types: options.types ?? [], ...(from ? { since: from } : {}) }));
     });
     ws.on('message', (raw) => {
-      let m: { op?: string; event?: unknown; count?: number };
+      let m: { op?: string; event?: unknown; count?: number; resumed?: boolean | null; error?: string };
       try {
         m = JSON.parse(raw.toString()) as typeof m;
       } catch {
@@ -210,6 +222,8 @@ function connect(
           void wait.then(() => ws.resume());
         }
       } else if (m.op === 'dropped') options.onDropped?.(m.count ?? 0);
+      else if (m.op === 'subscribed' && m.resumed === false) options.log?.(`could not resume after ${since()}: the server no longer holds it; events in between are missing`);
+      else if (m.op === 'error') options.log?.(`server: ${m.error}`);
     });
     ws.on('error', (err) => {
       if (!opened) reject(new SinkError('ws', `cannot connect to ${url}: ${errorLine(err)}`, { retriable: true, cause: err }));
