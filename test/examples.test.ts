@@ -9,6 +9,7 @@ import { lastValueFrom, tap } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type TimelineEvent, analyze, toKafka } from '../src/index.js';
 import { KAFKA_BOOTSTRAP, startBroker, uniqueTopic } from './helpers/kafka.js';
+import { RtspTestServer, freePort } from './helpers/rtsp.js';
 import { sharedPath } from './helpers/shared.js';
 import { tempDir, truncateFile } from './helpers/videos.js';
 
@@ -55,6 +56,33 @@ describe('examples/', () => {
     const brief = await runExample('held-expression.ts', [sharedPath('data', 'videos', 'd0.mp4'), 'happiness', '3']);
     expect(brief.code, brief.stderr).toBe(0);
     expect(brief.stdout).toBe('');
+  });
+
+  it('held-expression.ts on a live camera (the RTSP test server looping the furious clip): an alert, then Ctrl-C exits 0', async () => {
+    const server = new RtspTestServer(await freePort(), { furious: sharedPath('data', 'clips', 'styletalk_furious_talk1_clip2.mp4') });
+    await server.start();
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', join('examples', 'held-expression.ts'), server.url('furious'), 'anger', '3'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const code = new Promise<number | null>((res) => child.on('close', res));
+      await new Promise<void>((res, rej) => {
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d;
+          if (stdout.includes('\n')) res();
+        });
+        void code.then(() => rej(new Error(`exited before an alert: ${stderr}`)));
+      });
+      child.kill('SIGINT');
+      expect(await code, stderr).toBe(0);
+      const alert = JSON.parse(stdout.split('\n')[0]!) as { expression: string; since: number; at: number };
+      expect(alert.expression).toBe('anger');
+      expect(alert.since).toBeGreaterThan(1.7e9); // wall clock: a camera
+      expect(alert.at - alert.since).toBeGreaterThanOrEqual(3);
+    } finally {
+      await server.kill();
+    }
   });
 
   it('kafka-per-minute.ts: per-minute counts of what analyze() | toKafka() published', async () => {

@@ -268,7 +268,9 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
           statusChain = statusChain.then(() => emit({ ...eventBase(streamId, st.at), type: 'stream.offline', reason: st.reason ?? 'unknown', retryIn }));
         }
       });
+      let stopRequested = false;
       const stop = (): void => {
+        stopRequested = true;
         pipeline?.stop(streamId);
         void source.close();
       };
@@ -280,6 +282,25 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
           throw err;
         });
         if (left) return;
+        // a camera stopped before it ever connected ends 'stopped', like one stopped later, not with an error
+        const connected = await source.info().then(
+          () => true,
+          async (err: unknown) => {
+            if (!stopRequested) {
+              await emitFailedStream(streamId, err, emit);
+              throw err;
+            }
+            return false;
+          },
+        );
+        if (!connected) {
+          for (const e of new StreamTimeline(streamId).end('stopped')) await emit(e);
+          return;
+        }
+        if (left || stopRequested) {
+          for (const e of new StreamTimeline(streamId).end('stopped')) await emit(e);
+          return;
+        }
         pipeline = pipelineFor('live', loaded);
         const result = await pipeline.add(source);
         await statusChain;
