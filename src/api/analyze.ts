@@ -21,21 +21,23 @@ function split<T extends object>(options: T): { analyzer: AnalyzerOptions; rest:
 function oneShot(make: (a: Analyzer) => EventStream<TimelineEvent>, analyzerOptions: AnalyzerOptions): EventStream<TimelineEvent> {
   return new EventStream<TimelineEvent>((out) => {
     const analyzer = createAnalyzer(analyzerOptions);
+    // a failure to release is not the subscriber's error: the run's own outcome is what it gets
+    const close = (): Promise<void> => analyzer.close().catch(() => undefined);
     let stream: EventStream<TimelineEvent>;
     try {
       stream = make(analyzer);
     } catch (err) {
-      void analyzer.close().finally(() => out.error(err));
+      void close().then(() => out.error(err));
       return () => undefined;
     }
     const teardown = producerOf(stream)({
       next: (e) => out.next(e),
-      error: (err) => void analyzer.close().finally(() => out.error(err)),
-      complete: () => void analyzer.close().finally(() => out.complete()),
+      error: (err) => void close().then(() => out.error(err)),
+      complete: () => void close().then(() => out.complete()),
     });
     return () => {
       teardown();
-      void analyzer.close();
+      void close();
     };
   });
 }
