@@ -8,6 +8,9 @@
 #   scripts/setup-gpu.sh --relink        only re-create the links (after `npm ci` wiped node_modules)
 #   scripts/setup-gpu.sh --remove        remove the links and .gpu/ (back to the CPU/WebGPU-only package)
 #
+# Also for cafe-stream installed as a dependency: `bash node_modules/cafe-stream/scripts/setup-gpu.sh` (the links go
+# into the onnxruntime-node that package uses, .gpu/ into node_modules/cafe-stream/; re-run after `npm ci`).
+#
 # Why `pip download --no-deps` + unzip rather than a venv: nothing here runs Python code from these wheels, only
 # their .so files are wanted, and a venv would pin the wheels to the local Python's ABI (the provider wheel is
 # cp3xx-tagged, its .so files are not Python-specific). So the wheels are fetched for a fixed tag and unpacked.
@@ -29,14 +32,24 @@ while [ $# -gt 0 ]; do
     --relink) mode=relink; shift ;;
     --remove) mode=remove; shift ;;
     --keep-wheels) keep_wheels=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup-gpu: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 die() { echo "setup-gpu: $*" >&2; exit 1; }
-ort_pkg="${CAFE_GPU_ORT_PKG:-$root/node_modules/onnxruntime-node}"
-[ -f "$ort_pkg/package.json" ] || die "onnxruntime-node not installed at $ort_pkg: run scripts/setup.sh first"
+# onnxruntime-node as Node finds it from this package: in its own node_modules (a checkout, or a nested copy), or
+# in a folder above (cafe-stream installed as a dependency: npm hoists it to the project's node_modules).
+find_ort() {
+  local dir="$root"
+  while :; do
+    [ -f "$dir/node_modules/onnxruntime-node/package.json" ] && { echo "$dir/node_modules/onnxruntime-node"; return 0; }
+    [ "$dir" = / ] && return 1
+    dir="$(dirname "$dir")"
+  done
+}
+ort_pkg="${CAFE_GPU_ORT_PKG:-$(find_ort || true)}"
+[ -n "$ort_pkg" ] && [ -f "$ort_pkg/package.json" ] || die "onnxruntime-node not found in a node_modules at or above $root: install the package first (npm ci / npm i cafe-stream)"
 version="$("$python" -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' "$ort_pkg/package.json")"
 ort_lib="$ort_pkg/bin/napi-v6/linux/x64"
 [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] || die "the CUDA provider wheels exist for linux x86_64 only (this is $(uname -s)-$(uname -m))"
@@ -54,7 +67,7 @@ case "$mode" in
   remove)
     for p in "${providers[@]}"; do [ -L "$ort_lib/$p" ] && rm -f "$ort_lib/$p"; done
     rm -rf "$dest"
-    echo "setup-gpu: removed the CUDA provider links and $dest"
+    echo "setup-gpu: removed the CUDA provider links from $ort_pkg and $dest"
     exit 0 ;;
   relink)
     [ "$(cat "$dest/VERSION" 2>/dev/null)" = "$version" ] || die "$dest holds onnxruntime-gpu $(cat "$dest/VERSION" 2>/dev/null || echo none), onnxruntime-node is $version: run scripts/setup-gpu.sh"

@@ -13,7 +13,8 @@ export type ErrorCode =
   | 'CS_ERR_DETECTOR'
   | 'CS_ERR_SINK'
   | 'CS_ERR_CONFIG'
-  | 'CS_ERR_RETRIES_EXCEEDED';
+  | 'CS_ERR_RETRIES_EXCEEDED'
+  | 'CS_ERR_INVALID_EVENT';
 
 export class CafeStreamError extends Error {
   readonly code: ErrorCode;
@@ -66,12 +67,29 @@ export class ConfigError extends CafeStreamError {
   }
 }
 
+/** A message read from elsewhere (Kafka, a WebSocket, a file) is not a valid event of schema/events.v1.json. */
+export class InvalidEventError extends CafeStreamError {
+  /** JSON pointers and ajv's reasons, at most five. */
+  readonly problems: string[];
+  constructor(message: string, problems: string[], options: { cause?: unknown } = {}) {
+    super('CS_ERR_INVALID_EVENT', message, options);
+    this.problems = problems;
+  }
+}
+
 export class RetriesExceededError extends CafeStreamError {
   readonly attempts: number;
   constructor(attempts: number, cause: unknown) {
     super('CS_ERR_RETRIES_EXCEEDED', `gave up after ${attempts} attempts: ${errorLine(cause)}`, { cause });
     this.attempts = attempts;
   }
+}
+
+/** True for every error cafe-stream raises on purpose (also across copies of the package, by name and code). */
+export function isCafeStreamError(err: unknown): err is CafeStreamError {
+  if (err instanceof CafeStreamError) return true;
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('CS_ERR_');
 }
 
 /** One line for a user: the message of a known error, or the first line of anything else. */

@@ -265,3 +265,97 @@ export interface FrameSource {
   /** frames skipped because the pipeline was behind (always 0 for files). */
   skipped(): number;
 }
+
+// ---- The public library API (src/index.ts) ----
+
+/** Where the expression models run: 'auto' tries a GPU and falls back to the CPU. */
+export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+
+/** Options of createAnalyzer(): which models, where they run, how crops are batched. Checked once, at creation. */
+export interface AnalyzerOptions {
+  /** folder with the encoder and head .onnx files and their manifests; default the models/ shipped with the package. */
+  models?: string;
+  /** default 'auto'. */
+  device?: Device;
+  /** face detector: 'full' range (faces up to ~5 m, default) or 'short' (~2 m, faster). */
+  detector?: 'short' | 'full';
+  /** also detect on a 2×2 grid of tiles (smaller faces, ~5× slower detection). */
+  tile?: boolean;
+  /** face crops per model call, across every input in flight; default 16. */
+  batchSize?: number;
+  /** a batch leaves after this many ms even if not full; default 30. */
+  batchMs?: number;
+  /** files: run the detector on every n-th frame, the tracker carries the boxes in between; default 3. */
+  detectInterval?: number;
+  /** one line per notable step (models loaded, provider chosen, skipped folder entries). */
+  log?: (line: string) => void;
+}
+
+/** A file to analyse, optionally with the stream id its events carry (default: its base name). */
+export type AnalyzeInput = string | { path: string; streamId?: string };
+
+/** Per-call options of analyze(); they never change the analyzer. */
+export interface AnalyzeOptions {
+  /** stream id of a single input (default: the file's base name; `name#2` when already in use). */
+  streamId?: string;
+  /** analyse at most n frames per second of video; default every frame. */
+  sampleFps?: number;
+  /** files analysed at once when given several inputs or a folder; default 1. */
+  concurrency?: number;
+  /** stops gracefully: open streams end with stream.end reason 'stopped', files not started are skipped, then complete. */
+  signal?: AbortSignal;
+  /** after every analysed frame. */
+  onProgress?: (progress: AnalysisProgress) => void;
+  /** every face crop as it goes to the model (thumbnails); the callback must copy what it keeps. */
+  onCrop?: (crop: FaceCrop) => void;
+}
+
+/** Per-call options of watch(). */
+export interface WatchOptions {
+  /** default: the URL's host and path. */
+  streamId?: string;
+  transport?: 'tcp' | 'udp';
+  /** thin the camera to at most n frames per second. */
+  sampleFps?: number;
+  /** scale down (aspect kept) when the camera is wider than this. */
+  maxWidth?: number;
+  /** no frame for this long on an open connection counts as a stall (reconnect); default 5. */
+  stallSeconds?: number;
+  /** stops gracefully: the stream ends with stream.end reason 'stopped', then complete. */
+  signal?: AbortSignal;
+  onProgress?: (progress: AnalysisProgress) => void;
+}
+
+/** One analysed frame. */
+export interface AnalysisProgress {
+  streamId: string;
+  frameId: number;
+  pts: number;
+  /** faces on this frame. */
+  faces: number;
+  /** frames this stream has finished. */
+  frames: number;
+  /** tracks this stream has started. */
+  tracks: number;
+}
+
+/** What an analyzer has done so far. */
+export interface AnalyzerStats {
+  /** times the detector and models were loaded (1 after any number of inputs, unless a load failed). */
+  loads: number;
+  /** streams running now. */
+  activeStreams: string[];
+  /** streams started since creation. */
+  streams: number;
+  frames: number;
+  crops: number;
+  batches: number;
+  events: number;
+}
+
+/** What load() resolves with. */
+export interface LoadedModels {
+  detector: string;
+  /** the execution provider the expression models run on: 'cpu' | 'cuda' | 'webgpu'. */
+  provider: string;
+}

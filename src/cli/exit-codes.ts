@@ -18,7 +18,7 @@ export const EXIT = {
   model: 6,
   /** detection or inference failed while running (CS_ERR_DETECTOR, CS_ERR_INFERENCE). */
   runtime: 7,
-  /** a sink could not take events (CS_ERR_SINK, CS_ERR_RETRIES_EXCEEDED). */
+  /** a sink could not take events, or events read back were invalid (CS_ERR_SINK, CS_ERR_RETRIES_EXCEEDED, CS_ERR_INVALID_EVENT). */
   sink: 8,
   /** stopped by SIGINT/SIGTERM; everything written is valid and every stream has its stream.end. */
   interrupted: 130,
@@ -37,6 +37,7 @@ const BY_CODE: Record<ErrorCode, number> = {
   CS_ERR_INFERENCE: EXIT.runtime,
   CS_ERR_SINK: EXIT.sink,
   CS_ERR_RETRIES_EXCEEDED: EXIT.sink,
+  CS_ERR_INVALID_EVENT: EXIT.sink,
 };
 
 export function exitCodeFor(err: unknown): number {

@@ -26,8 +26,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that closed our stdout (`| head`) is done, not failed: leave at once with 0, as Unix tools do on
+ * SIGPIPE, before a sink turns the EPIPE into an error line and an exit code. Registered first, so it runs
+ * before the other listeners. Children (ffmpeg) see their own pipe close and end too.
+ */
+export function exitQuietlyOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(EXIT.ok);
+  });
+}
+
 /** Parses argv (node-style: [node, script, ...args]) and runs; resolves with the exit code. */
 export async function main(argv: string[] = process.argv): Promise<number> {
+  exitQuietlyOnClosedStdout();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -1,15 +1,12 @@
 // `cafe-stream subscribe`: read the events another cafe-stream process publishes, from Kafka or from its
-// WebSocket sink, and print them as a live timeline (one line per event) or as JSONL (--json).
+// WebSocket sink (through the library's readers, fromKafka / fromWebSocket), and print them as a live timeline
+// (one line per event) or as JSONL (--json).
 // Kafka delivery is at-least-once, so events are de-duplicated by id here (bounded memory). The WebSocket
 // client reconnects with `since` = the last event id it printed, so a dropped connection leaves no gap
 // while the server's ring still holds that id. SIGINT/SIGTERM: disconnect and exit 0.
-import { randomUUID } from 'node:crypto';
 import { Option, InvalidArgumentError, type Command } from 'commander';
-import type { Kafka } from 'kafkajs';
-import { WebSocket } from 'ws';
-import { ConfigError, SinkError, errorLine } from '../errors.js';
-import { retry } from '../retry.js';
-import { newKafka } from '../kafka/client.js';
+import { fromKafka, fromWebSocket } from '../api/readers.js';
+import { ConfigError, errorLine } from '../errors.js';
 import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import type { TimelineEvent, TimelineEventType } from '../types.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
@@ -97,8 +94,37 @@ export async function subscribe(opts: SubscribeOptions, io: SubscribeIo): Promis
     if ((opts.kafka === undefined) === (opts.ws === undefined)) throw new ConfigError('subscribe', 'give exactly one of --kafka or --ws');
     for (const t of opts.type) if (!(TYPES as string[]).includes(t)) throw new ConfigError('type', `unknown event type ${JSON.stringify(t)} (one of ${TYPES.join(', ')})`);
     const printer = new Printer(opts, io);
-    if (opts.kafka !== undefined) await fromKafka(opts.kafka, opts, printer, io);
-    else await fromWs(opts.ws!, opts, printer, io);
+    const signal = AbortSignal.any([io.signal, printer.done]);
+    const log = (line: string): void => {
+      if (!signal.aborted) io.err(line);
+    };
+    // the library's readers (src/api/readers.ts): typed, schema-checked, de-duplicated, paced by this loop
+    const events =
+      opts.kafka !== undefined
+        ? fromKafka({
+            brokers: opts.kafka,
+            topic: opts.topic,
+            ...(opts.group === undefined ? {} : { groupId: opts.group }),
+            fromBeginning: opts.fromBeginning === true,
+            signal,
+            log: (l) => log(`${l} (Ctrl-C to stop)`),
+            onInvalid: (err) => log(`skipping a message that is not an event: ${err.message}`),
+          })
+        : fromWebSocket(opts.ws!, {
+            ...(opts.token === undefined ? {} : { token: opts.token }),
+            ...(opts.since === undefined ? {} : { since: opts.since }),
+            streams: opts.stream,
+            tracks: opts.track,
+            types: opts.type as TimelineEventType[],
+            signal,
+            log,
+            onInvalid: (err) => log(`skipping a message that is not an event: ${err.message}`),
+            onDropped: (n) => log(`the server dropped ${n} events for this client (it was reading too slowly)`),
+          });
+    for await (const e of events) {
+      if (e.type !== 'job.done') printer.print(e);
+      if (printer.done.aborted) break;
+    }
     return EXIT.ok;
   } catch (err) {
     io.err(`error: ${errorLine(err)}`);
@@ -168,127 +194,5 @@ export function formatEvent(e: TimelineEvent): string {
       return `${head}  ${e.summary.dominant} dominant, ${e.summary.duration.toFixed(1)} s, ${e.summary.segments} segments`;
     case 'stream.end':
       return `${head}  ${e.reason}, ${e.frames} frames, ${e.tracks} tracks${e.error ? `: ${e.error}` : ''}`;
-  }
-}
-
-function untilAborted(...signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    if (signals.some((s) => s.aborted)) return resolve();
-    for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
-  });
-}
-
-async function fromKafka(brokers: string[], opts: SubscribeOptions, printer: Printer, io: SubscribeIo): Promise<void> {
-  const kafka = newKafka({ clientId: 'cafe-stream-subscribe', brokers });
-  const consumer = kafka.consumer({ groupId: opts.group ?? `cafe-stream-subscribe-${randomUUID()}`, allowAutoTopicCreation: false });
-  let failure: unknown;
-  const crashed = new AbortController();
-  // kafkajs restarts the consumer after retriable errors by itself; a crash without restart is final
-  consumer.on(consumer.events.CRASH, (e) => {
-    if (e.payload.restart) return;
-    failure = e.payload.error;
-    crashed.abort();
-  });
-  try {
-    // a subscriber may start before anything was published: wait for the topic rather than create it
-    if (!(await waitForTopic(kafka, opts.topic, io))) return;
-    await consumer.connect();
-    await consumer.subscribe({ topic: opts.topic, fromBeginning: opts.fromBeginning === true });
-    await consumer.run({
-      eachMessage: async ({ message }) => {
-        if (message.value === null) return;
-        try {
-          printer.print(JSON.parse(message.value.toString()) as TimelineEvent);
-        } catch {
-          io.err(`skipping a message that is not a JSON event (offset ${message.offset})`);
-        }
-      },
-    });
-    await untilAborted(io.signal, printer.done, crashed.signal);
-  } catch (err) {
-    failure = err;
-  } finally {
-    await consumer.disconnect().catch(() => undefined);
-  }
-  if (failure !== undefined) throw new SinkError('kafka', `cannot read ${opts.topic} from ${brokers.join(',')}: ${errorLine(failure)}`, { cause: failure });
-}
-
-/** true once `topic` exists with leaders for its partitions; false if stopped first. */
-async function waitForTopic(kafka: Kafka, topic: string, io: SubscribeIo): Promise<boolean> {
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    let said = false;
-    while (!io.signal.aborted) {
-      const topics = await admin.listTopics();
-      if (topics.includes(topic)) {
-        const meta = await admin.fetchTopicMetadata({ topics: [topic] }).catch(() => undefined);
-        if (meta?.topics[0]?.partitions.every((p) => p.leader >= 0)) return true;
-      } else if (!said) {
-        io.err(`topic ${topic} does not exist yet; waiting for it (Ctrl-C to stop)`);
-        said = true;
-      }
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    return false;
-  } finally {
-    await admin.disconnect().catch(() => undefined);
-  }
-}
-
-async function fromWs(url: string, opts: SubscribeOptions, printer: Printer, io: SubscribeIo): Promise<void> {
-  if (!/^wss?:\/\//.test(url)) throw new ConfigError('ws', `want a ws:// or wss:// URL, got ${JSON.stringify(url)}`);
-  let lastId = opts.since;
-  const stopped = AbortSignal.any([io.signal, printer.done]);
-  // One connection at a time; a drop after it worked starts the backoff afresh. A refused token is final.
-  const connectOnce = (): Promise<'closed' | 'stopped'> =>
-    new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, opts.token === undefined ? {} : { headers: { authorization: `Bearer ${opts.token}` } });
-      let opened = false;
-      const onStop = (): void => ws.close(1000);
-      stopped.addEventListener('abort', onStop, { once: true });
-      ws.on('unexpected-response', (_req, res) => {
-        const final = res.statusCode === 401 || res.statusCode === 403;
-        reject(new SinkError('ws', `${url} answered HTTP ${res.statusCode}${final ? ' (check --token)' : ''}`, { retriable: !final }));
-        ws.terminate();
-      });
-      ws.on('open', () => {
-        opened = true;
-        ws.send(JSON.stringify({ op: 'subscribe', streams: opts.stream, tracks: opts.track, types: opts.type, ...(lastId ? { since: lastId } : {}) }));
-      });
-      ws.on('message', (raw) => {
-        let m: { op?: string; event?: TimelineEvent; count?: number; resumed?: boolean | null; error?: string };
-        try {
-          m = JSON.parse(raw.toString()) as typeof m;
-        } catch {
-          return;
-        }
-        if (m.op === 'event' && m.event) {
-          lastId = m.event.id;
-          printer.print(m.event);
-        } else if (m.op === 'dropped') io.err(`the server dropped ${m.count} events for this client (it was reading too slowly)`);
-        else if (m.op === 'subscribed' && m.resumed === false) io.err(`could not resume after ${lastId}: the server no longer holds it; events in between are missing`);
-        else if (m.op === 'error') io.err(`server: ${m.error}`);
-      });
-      ws.on('error', (err) => {
-        if (!opened) reject(new SinkError('ws', `cannot connect to ${url}: ${errorLine(err)}`, { retriable: true, cause: err }));
-      });
-      ws.on('close', () => {
-        stopped.removeEventListener('abort', onStop);
-        if (stopped.aborted) resolve('stopped');
-        else if (opened) resolve('closed');
-        else reject(new SinkError('ws', `connection to ${url} closed before it opened`, { retriable: true }));
-      });
-    });
-
-  while (!stopped.aborted) {
-    const r = await retry({ maxAttempts: 20, initialDelayMs: 250, maxDelayMs: 5_000, signal: stopped, onRetry: ({ error, delayMs }) => stopped.aborted || io.err(`${errorLine(error)}; retrying in ${(delayMs / 1000).toFixed(1)} s`) })(connectOnce).catch(
-      (err: unknown) => {
-        if (stopped.aborted) return 'stopped' as const;
-        throw err;
-      },
-    );
-    if (r === 'stopped') return;
-    io.err(`connection to ${url} closed; reconnecting${lastId ? ` from ${lastId}` : ''}`);
   }
 }

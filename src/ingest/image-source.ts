@@ -1,18 +1,12 @@
 // A photo as a stream of one frame, so a still image goes through exactly the pipeline a video does (detector,
 // tracker, crop, model, timeline). Its stream is a `file` stream with duration 0 and its one frame at time 0,
-// which the event schema v1 already describes. Which inputs are photos is decided by file extension.
-import { basename, extname } from 'node:path';
+// which the event schema v1 already describes. Which inputs are photos is decided by content (sniff.ts).
+import { basename } from 'node:path';
 import { Observable } from 'rxjs';
 import type { Frame, FrameSource, StreamInfo } from '../types.js';
 import { createFileSource, type FileSourceOptions } from './file-source.js';
 import { loadImageFrame } from './image.js';
-
-/** Extensions read as photos (sharp/libvips decodes them); everything else goes to ffmpeg as a video. */
-export const PHOTO_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.avif', '.gif'];
-
-export function isPhotoPath(path: string): boolean {
-  return PHOTO_EXTENSIONS.includes(extname(path).toLowerCase());
-}
+import { mediaKind } from './sniff.js';
 
 export interface ImageSourceOptions {
   path: string;
@@ -46,9 +40,11 @@ export function createImageSource(opts: ImageSourceOptions): FrameSource {
   };
 }
 
-/** A photo or a video, by extension. */
-export function createMediaSource(opts: FileSourceOptions): FrameSource {
-  return isPhotoPath(opts.path)
+/** A photo or a video, told apart by the file's content. */
+export async function openMediaSource(opts: FileSourceOptions): Promise<{ source: FrameSource; photo: boolean }> {
+  const photo = (await mediaKind(opts.path)) === 'photo';
+  const source = photo
     ? createImageSource({ path: opts.path, ...(opts.streamId === undefined ? {} : { streamId: opts.streamId }) })
     : createFileSource(opts);
+  return { source, photo };
 }

@@ -1,6 +1,9 @@
-// A still picture (jpg, png, …) as one Frame, for detector checks and single-image analysis.
+// A still picture (jpg, png, …) as one Frame, for detector checks and single-image analysis. sharp (libvips)
+// decodes the common formats; those it lacks (BMP, …) go to ffmpeg, which reads any still it has a decoder for.
 
+import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { IngestError } from '../errors.js';
 import type { Frame } from '../types.js';
@@ -14,6 +17,10 @@ export async function loadImageFrame(path: string, streamId = path): Promise<Fra
     if (info.channels !== 3) throw new Error(`expected 3 channels, decoded ${info.channels}`);
     return { streamId, frameId: 0, pts: 0, width: info.width, height: info.height, data };
   } catch (err) {
+    if (/unsupported image format/i.test(err instanceof Error ? err.message : '')) {
+      const frame = await decodeWithFfmpeg(path, streamId).catch(() => undefined);
+      if (frame !== undefined) return frame;
+    }
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     if ((await stat(path)).size === 0) throw new IngestError('CS_ERR_NOT_A_VIDEO', path, `not an image: ${path} (empty file)`, { cause: err });
     // libvips: "premature end of JPEG image", "… truncated …", "… not enough data …": the file ends early, as a
@@ -23,4 +30,19 @@ export async function loadImageFrame(path: string, streamId = path): Promise<Fra
     }
     throw new IngestError('CS_ERR_NOT_A_VIDEO', path, `not an image: ${path} (${reason})`, { cause: err });
   }
+}
+
+const run = promisify(execFile);
+
+/** The first picture of `path` through ffprobe (its size) and ffmpeg (its pixels, rgb24). */
+async function decodeWithFfmpeg(path: string, streamId: string): Promise<Frame> {
+  const probe = await run('ffprobe', ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'stream=width,height', '-of', 'csv=p=0', path]);
+  const [width, height] = probe.stdout.trim().split(',').map(Number);
+  if (!width || !height) throw new Error(`ffprobe found no picture in ${path}`);
+  const { stdout } = await run('ffmpeg', ['-v', 'error', '-i', path, '-frames:v', '1', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'], {
+    encoding: 'buffer',
+    maxBuffer: width * height * 3 + 1024,
+  });
+  if (stdout.length !== width * height * 3) throw new Error(`ffmpeg decoded ${stdout.length} bytes, want ${width * height * 3}`);
+  return { streamId, frameId: 0, pts: 0, width, height, data: stdout };
 }

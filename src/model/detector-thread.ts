@@ -99,11 +99,11 @@ class ThreadDetector implements FaceDetector {
     });
   }
 
-  close(): void {
+  async close(): Promise<void> {
     if (this.#dead !== undefined) return;
     this.#die(new Error('closed'));
     this.#worker.postMessage({ type: 'close' } satisfies ToDetector);
-    void this.#worker.terminate();
+    await this.#worker.terminate();
   }
 
   #die(err: Error): void {

@@ -40,7 +40,8 @@ export interface FaceDetectorOptions {
 export interface FaceDetector {
   /** faces in this frame, full-frame pixels, best score first. Calls are served one at a time. */
   detect(frame: Frame): Promise<Detection[]>;
-  close(): void;
+  /** a detector on a thread resolves once the thread has ended. */
+  close(): void | Promise<void>;
   /** e.g. "mediapipe-full@640+tiles", for logs and benchmarks. */
   readonly name: string;
 }
