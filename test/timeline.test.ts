@@ -56,7 +56,7 @@ describe('TrackTimeline segments', () => {
       ['neutral', 2],
     ]);
     const end = events[events.length - 1] as TrackEndEvent;
-    expect(end.summary.labelDurations.happiness).toBeGreaterThan(0.5); // 0.6 of 4.6 s: under a fifth
+    expect(end.summary.labelDurations.happiness).toBeGreaterThan(0.5); // 0.6 of 4.6 s: under the 15 % share
     expect(end.summary.dominant).toBe('neutral');
   });
 

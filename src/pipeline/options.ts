@@ -46,7 +46,7 @@ export const timelineOptionsSchema = z
       .number()
       .min(0)
       .max(1)
-      .default(0.2)
+      .default(0.15)
       .describe("a track's dominant expression is its longest-held non-neutral one when that holds at least this share of the track's labelled time (1 = plain longest label)"),
   })
   .strict();
