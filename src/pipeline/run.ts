@@ -27,7 +27,7 @@ import {
   tap,
 } from 'rxjs';
 import { ConfigError } from '../errors.js';
-import type { ExpressionReading, FaceCrop, FrameSource, Sink, StreamEndEvent, TimelineEvent, TrackEndEvent } from '../types.js';
+import type { AnalysisProgress, ExpressionReading, FaceCrop, FrameSource, Sink, StreamEndEvent, TimelineEvent, TrackEndEvent } from '../types.js';
 import { type BatchStats } from './batch.js';
 import { crop } from './crop.js';
 import { detectAndTrack } from './detect-track.js';
@@ -41,16 +41,8 @@ import { smooth } from './smooth.js';
 import { type TimelineOutput, timeline } from './timeline.js';
 import type { EventIds } from './events.js';
 
-export interface ProgressUpdate {
-  streamId: string;
-  frameId: number;
-  pts: number;
-  /** faces on this frame. */
-  faces: number;
-  /** frames this stream has finished. */
-  frames: number;
-  /** tracks this stream has started. */
-  tracks: number;
+/** The public progress record (types.ts), plus the count over every stream of the run. */
+export interface ProgressUpdate extends AnalysisProgress {
   /** frames finished, all streams. */
   totalFrames: number;
 }
