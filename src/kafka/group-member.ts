@@ -17,6 +17,9 @@ import { errorLine } from '../errors.js';
 import { decodeAssignment, stickyAssigner, type MemberClaim } from './sticky-assigner.js';
 
 const FETCH_WAIT_MS = 250;
+/** The freeze watch ticks this often; a tick this much late means the process was frozen (SIGSTOP, VM pause). */
+const TICK_MS = 250;
+const FREEZE_MS = 2_000;
 const RESTART_BACKOFF_MS = [500, 1_000, 2_000, 5_000];
 
 export interface GroupAssignment {
@@ -48,6 +51,12 @@ export interface GroupMemberOptions {
   onAssigned: (a: GroupAssignment) => Promise<void>;
   /** the consumer crashed (it is out of the group until it rejoins). */
   onCrash?: (restarting: boolean) => void;
+  /**
+   * The process was frozen and no heartbeat was answered for about a session timeout: the broker has removed
+   * this member and given its partitions to others, though kafkajs will only learn it at its next heartbeat.
+   * Called from the first timer after the freeze, before anything else was decided on stale ownership.
+   */
+  onFrozen?: (frozenMs: number) => void;
 }
 
 export interface GroupMembership {
@@ -87,6 +96,9 @@ export class GroupMember {
   #restartTimer: NodeJS.Timeout | undefined;
   /** joins are handled one after another (describeGroups is async). */
   #joins: Promise<void> = Promise.resolve();
+  #tick: NodeJS.Timeout | undefined;
+  #lastTick = Date.now();
+  #frozenAt: number | undefined;
 
   constructor(o: GroupMemberOptions) {
     this.#o = o;
@@ -94,6 +106,8 @@ export class GroupMember {
   }
 
   async start(): Promise<void> {
+    this.#tick = setInterval(() => this.#watch(), TICK_MS);
+    this.#tick.unref();
     await this.#admin.connect();
     await this.#startConsumer();
   }
@@ -115,6 +129,7 @@ export class GroupMember {
   async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#restartTimer);
+    clearInterval(this.#tick);
     await this.#consumer?.disconnect().catch((err: unknown) => this.#o.log.warn({ group: this.#o.groupId, err: errorLine(err) }, 'group: disconnect failed'));
     await this.#admin.disconnect().catch(() => undefined);
     this.#member = false;
@@ -134,6 +149,23 @@ export class GroupMember {
       lastRebalanceSeconds: this.#lastRebalanceSeconds,
       restarts: this.#restarts,
     };
+  }
+
+  /** when the last freeze past the session timeout was noticed; cleared by the next join. */
+  get frozenAt(): number | undefined {
+    return this.#frozenAt;
+  }
+
+  #watch(): void {
+    const now = Date.now();
+    const gap = now - this.#lastTick;
+    this.#lastTick = now;
+    const silent = now - (this.#lastHeartbeat ?? now);
+    // a broker that is away does not count: the loop kept running, and nobody can take partitions without it
+    if (gap < FREEZE_MS || !this.#member || silent < this.#o.sessionTimeoutMs - this.#o.heartbeatIntervalMs) return;
+    this.#frozenAt = now;
+    this.#o.log.warn({ group: this.#o.groupId, frozenMs: gap, heartbeatSilentMs: silent }, 'group: this process was frozen past the session timeout; assuming its partitions are gone');
+    this.#o.onFrozen?.(gap);
   }
 
   #claim = (): MemberClaim => ({ workerId: this.#o.workerId, generation: this.#generation, held: this.#o.held(), owners: this.#owners });
@@ -219,6 +251,7 @@ export class GroupMember {
       o.log.warn({ group: o.groupId, err: errorLine(err) }, 'group: could not read the assignment back; hand-overs unnamed');
     }
     this.#memberId = memberId;
+    this.#frozenAt = undefined;
     this.#generation = assignment?.generation ?? this.#generation + 1;
     this.#owners = assignment?.owners ?? {};
     this.#partitions = partitions;

@@ -66,9 +66,6 @@ export interface CameraGroupState {
 const STOP_WAIT_MS = 5_000;
 /** A camera taken from a live worker starts this much later here (that worker kills its ingest meanwhile). */
 export const HANDOVER_MS = 1_500;
-/** The watchdog ticks this often; a tick this much late means the process was frozen. */
-const TICK_MS = 250;
-const FREEZE_MS = 2_000;
 
 interface Running {
   partition: number;
@@ -94,7 +91,6 @@ export class CameraGroup {
   #gained = new Map<number, { worker: string; lost: boolean; notBefore: number }>();
   #suspendedAt: number | undefined;
   #tick: NodeJS.Timeout | undefined;
-  #lastTick = Date.now();
 
   constructor(o: CameraGroupOptions) {
     this.#o = o;
@@ -129,6 +125,7 @@ export class CameraGroup {
           if (this.#suspendedAt !== undefined) this.#resume('the group assigned partitions again');
         });
       },
+      onFrozen: () => this.#suspend(),
       onCrash: (restarting) => {
         // a consumer that crashed has left (or will be dropped from) the group: its cameras may go elsewhere
         if (!restarting) this.#enqueue(() => this.#stopAll());
@@ -137,7 +134,7 @@ export class CameraGroup {
   }
 
   async start(): Promise<void> {
-    this.#tick = setInterval(() => this.#watch(), TICK_MS);
+    this.#tick = setInterval(() => this.#confirm(), 250);
     this.#tick.unref();
     await this.#member.start();
   }
@@ -184,20 +181,17 @@ export class CameraGroup {
     };
   }
 
-  /** A frozen process (gap between ticks) whose heartbeats went unanswered for a session: hand everything back. */
-  #watch(): void {
-    const now = Date.now();
-    const gap = now - this.#lastTick;
-    this.#lastTick = now;
-    const silent = now - (this.#member.lastHeartbeatAt ?? now);
-    if (this.#suspendedAt === undefined && gap >= FREEZE_MS && silent >= this.#o.sessionTimeoutMs - this.#o.heartbeatIntervalMs) {
-      this.#suspendedAt = now;
-      this.#o.log.warn({ frozenMs: gap, heartbeatSilentMs: silent, cameras: [...this.#running.keys()] }, 'group: process was frozen past the session timeout; stopping every camera until the group confirms them');
-      const stopped = this.#stopAll();
-      this.#enqueue(() => stopped);
-      return;
-    }
-    // a heartbeat answered after the freeze (not one in flight during it): still a member with these partitions
+  /** Frozen past the session timeout: the cameras are probably someone else's by now. */
+  #suspend(): void {
+    if (this.#suspendedAt !== undefined) return;
+    this.#suspendedAt = Date.now();
+    this.#o.log.warn({ cameras: [...this.#running.keys()] }, 'group: stopping every camera until the group confirms them');
+    const stopped = this.#stopAll();
+    this.#enqueue(() => stopped);
+  }
+
+  /** A heartbeat answered after the freeze (not one in flight during it): still a member with these partitions. */
+  #confirm(): void {
     if (this.#suspendedAt !== undefined && (this.#member.lastHeartbeatAt ?? 0) > this.#suspendedAt + 1_000) this.#resume('a heartbeat was answered after the freeze');
   }
 
