@@ -7,7 +7,7 @@ export type Expression = (typeof EXPRESSIONS)[number];
 export type ExpressionProbabilities = Record<Expression, number>;
 
 /** Version of the timeline event schema (schema/events.v1.json). Bump the major on breaking changes. */
-export const EVENT_SCHEMA_VERSION = '1.1.0';
+export const EVENT_SCHEMA_VERSION = '1.2.0';
 export const EVENT_SCHEMA_ID = 'https://cafe-stream.dev/schema/events.v1.json';
 
 /** Where a stream's timestamps come from: media time for files, wall-clock for live sources. */

@@ -13,6 +13,7 @@ import { newKafka } from '../kafka/client.js';
 import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import type { TimelineEvent, TimelineEventType } from '../types.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { SpellTracker } from './spells.js';
 
 export interface SubscribeOptions {
   kafka?: string[];
@@ -182,6 +183,7 @@ async function fromKafka(brokers: string[], opts: SubscribeOptions, printer: Pri
   const kafka = newKafka({ clientId: 'cafe-stream-subscribe', brokers });
   const consumer = kafka.consumer({ groupId: opts.group ?? `cafe-stream-subscribe-${randomUUID()}`, allowAutoTopicCreation: false });
   let failure: unknown;
+  const spells = new SpellTracker();
   const crashed = new AbortController();
   // kafkajs restarts the consumer after retriable errors by itself; a crash without restart is final
   consumer.on(consumer.events.CRASH, (e) => {
@@ -198,7 +200,10 @@ async function fromKafka(brokers: string[], opts: SubscribeOptions, printer: Pri
       eachMessage: async ({ message }) => {
         if (message.value === null) return;
         try {
-          printer.print(JSON.parse(message.value.toString()) as TimelineEvent);
+          const event = JSON.parse(message.value.toString()) as TimelineEvent;
+          printer.print(event);
+          // the tracks a lost worker left open end here, after the stream.start that says it was lost
+          for (const end of spells.see(event, message.headers?.['worker']?.toString() ?? '')) printer.print(end);
         } catch {
           io.err(`skipping a message that is not a JSON event (offset ${message.offset})`);
         }
