@@ -30,9 +30,15 @@ import { sharedPath } from './helpers/shared.js';
 const CAMERAS = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
 const CLIPS = ['d0.mp4', 'd3.mp4', 'd12.mp4', 'd18.mp4', 'd0.mp4', 'd3.mp4'];
 const SESSION_S = 6; // the worker's default
-/** Generous bounds for a loaded 2-core machine; the precise figures are printed and in bench/cluster-bench.ts. */
-const TAKEOVER_BOUND_S = 15;
-const PAUSE_BOUND_S = 2;
+/**
+ * Bounds for a 2-core machine that may be loaded by others (load 9-13 seen while writing this): the group's
+ * decision is bounded tightly (session timeout + a rebalance), the first analysed frame loosely (an RTSP
+ * connect under load took up to 6 s); the median figures are in bench/cluster-bench.ts and BENCHMARKS.md.
+ */
+const REASSIGN_BOUND_S = SESSION_S + 3;
+const TAKEOVER_BOUND_S = 20;
+/** a stayer analyses a frame a second; a restart (connect) would stop it longer than this */
+const GAP_BOUND_S = 5;
 
 describe('worker group over Kafka', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cluster-'));
@@ -117,6 +123,8 @@ describe('worker group over Kafka', () => {
     const killedAt = Date.now();
     victim.child.kill('SIGKILL');
     const resumedAt = new Map<string, number>();
+    // the group's decision: the orphans appear (connecting) in a survivor's /healthz
+    const reassignedAt = new Map<string, number>();
     await waitFor(
       `cameras ${orphans.join(',')} resumed on the other workers`,
       () => {
@@ -127,8 +135,13 @@ describe('worker group over Kafka', () => {
         return orphans.every((c) => resumedAt.has(c));
       },
       90_000,
+      async () => {
+        for (const [id, h] of await healths()) for (const c of h.worker?.cameras ?? []) if (id !== 'w2' && orphans.includes(c.id) && !reassignedAt.has(c.id)) reassignedAt.set(c.id, Date.now());
+      },
+      250,
     );
     const takeover = Math.max(...[...resumedAt.values()].map((t) => t - killedAt)) / 1000;
+    const reassigned = Math.max(...orphans.map((c) => Math.min(reassignedAt.get(c) ?? Infinity, resumedAt.get(c)!) - killedAt)) / 1000;
     await new Promise((r) => setTimeout(r, 5000)); // frames of the stayers after the rebalance
     const windowEnd = Date.now() / 1000;
     // the stayers' longest gap between analysed frames around the rebalance (1 s apart when nothing pauses)
@@ -137,11 +150,12 @@ describe('worker group over Kafka', () => {
       const sorted = [...new Set(times)].sort((a, b) => a - b);
       return Math.max(0, ...sorted.slice(1).map((t, i) => t - sorted[i]!));
     });
-    console.log(`cluster: SIGKILL of w2 → its cameras ${orphans.join(',')} analysed again on other workers after ${takeover.toFixed(1)} s (session timeout ${SESSION_S} s, load ${loadavg()[0]!.toFixed(1)}); longest gap between frames of the other 4: ${gaps.map((g) => g.toFixed(1)).join(', ')} s`);
+    console.log(`cluster: SIGKILL of w2 → its cameras ${orphans.join(',')} reassigned after ${reassigned.toFixed(1)} s, analysed again on other workers after ${takeover.toFixed(1)} s (session timeout ${SESSION_S} s, load ${loadavg()[0]!.toFixed(1)}); longest gap between frames of the other 4: ${gaps.map((g) => g.toFixed(1)).join(', ')} s`);
     // the group can only notice a silent death when the session expires; after that one rebalance and an RTSP connect
-    expect(takeover).toBeGreaterThan(SESSION_S * 0.5);
+    expect(reassigned).toBeGreaterThan(SESSION_S * 0.5);
+    expect(reassigned).toBeLessThan(REASSIGN_BOUND_S);
     expect(takeover).toBeLessThan(TAKEOVER_BOUND_S);
-    for (const g of gaps) expect(g).toBeLessThan(1 + PAUSE_BOUND_S);
+    for (const g of gaps) expect(g).toBeLessThan(GAP_BOUND_S);
     await waitFor('6 cameras on the 2 survivors, each once', () => by !== undefined && [...by.values()].every((ws) => ws.length === 1), 60_000, async () => (by = await servedBy()));
     const survivors = new Set([...by!.values()].flat());
     expect(survivors).toEqual(new Set(['w1', 'w3']));
@@ -194,7 +208,7 @@ describe('worker group over Kafka', () => {
     console.log(`cluster: w3 frozen ${((continuedAt - stoppedAt) / 1000).toFixed(1)} s (session ${SESSION_S} s); its cameras ${itsCameras.join(',')} ran elsewhere meanwhile`);
     await waitFor(
       'w3 back in the group and every camera served once',
-      () => by !== undefined && [...by.values()].every((ws) => ws.length === 1) && new Set([...by.values()].flat()).size === 4,
+      () => by !== undefined && [...by.values()].every((ws) => ws.length === 1) && new Set([...by.values()].flat()).size === 3 && [...by.values()].flat().includes('w3'),
       120_000,
       async () => (by = await servedBy()),
     );
@@ -209,14 +223,14 @@ describe('worker group over Kafka', () => {
   }, 500_000);
 });
 
-/** Polls `ok` (after `refresh`, if given) every 500 ms until it holds. */
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number, refresh?: () => Promise<unknown>): Promise<void> {
+/** Polls `ok` (after `refresh`, if given) every `everyMs` until it holds. */
+async function waitFor(what: string, ok: () => boolean, timeoutMs: number, refresh?: () => Promise<unknown>, everyMs = 500): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const seen = await refresh?.();
     if (ok()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(seen instanceof Map ? [...seen] : seen)}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 

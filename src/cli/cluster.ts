@@ -13,7 +13,7 @@ import { DEFAULT_JOBS_TOPIC, ensureJobsTopic, newJob, submitJobs } from '../kafk
 import { redactUrl } from '../ingest/rtsp-source.js';
 import { CameraGroup } from '../live/camera-group.js';
 import { JobRunner } from '../live/job-runner.js';
-import type { GroupMembership } from '../kafka/group-member.js';
+import { within, type GroupMembership } from '../kafka/group-member.js';
 import { createKafkaSink, DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import { exitCodeFor } from './exit-codes.js';
 import { runLive } from './live.js';
@@ -138,7 +138,8 @@ export function register(program: Command): void {
             },
             close: async () => {
               await jobs?.close();
-              await jobSink?.close();
+              // what an aborted job left unsent is redone by another worker: no reason to wait for a broker that is away
+              if (jobSink !== undefined) await within(jobSink.close(), jobSink.stats().connected ? 5_000 : 2_000);
               await group.close();
             },
           };

@@ -21,6 +21,16 @@ const FETCH_WAIT_MS = 250;
 const TICK_MS = 250;
 const FREEZE_MS = 2_000;
 const RESTART_BACKOFF_MS = [500, 1_000, 2_000, 5_000];
+/** How long leaving the group may take at shutdown. */
+const LEAVE_MS = 2_000;
+
+/** true if `p` settled within `ms`. */
+export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const done = await Promise.race([p.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)))]);
+  clearTimeout(timer);
+  return done;
+}
 
 export interface GroupAssignment {
   partitions: number[];
@@ -130,8 +140,13 @@ export class GroupMember {
     this.#closed = true;
     clearTimeout(this.#restartTimer);
     clearInterval(this.#tick);
-    await this.#consumer?.disconnect().catch((err: unknown) => this.#o.log.warn({ group: this.#o.groupId, err: errorLine(err) }, 'group: disconnect failed'));
-    await this.#admin.disconnect().catch(() => undefined);
+    // a broker that is away cannot hear the leave: the session expires instead, so do not wait for kafkajs' retries
+    const left = await within(this.#consumer?.disconnect() ?? Promise.resolve(), LEAVE_MS).catch((err: unknown) => {
+      this.#o.log.warn({ group: this.#o.groupId, err: errorLine(err) }, 'group: disconnect failed');
+      return true;
+    });
+    if (!left) this.#o.log.warn({ group: this.#o.groupId, waitedMs: LEAVE_MS }, 'group: could not leave the group (broker unreachable?); the broker drops this member when its session expires');
+    await within(this.#admin.disconnect(), LEAVE_MS).catch(() => undefined);
     this.#member = false;
   }
 

@@ -19,7 +19,7 @@
 // partition before the first commit writes nothing; the new holder redoes the job. Only a worker killed in the
 // milliseconds between job.done and the second commit leaves a job that is redone and gets a second job.done,
 // with the same id.
-import { GroupMember, type GroupMembership } from '../kafka/group-member.js';
+import { GroupMember, within, type GroupMembership } from '../kafka/group-member.js';
 import type { Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import { SinkError, errorLine } from '../errors.js';
@@ -148,7 +148,7 @@ export class JobRunner {
     if (this.#active !== undefined) this.#abortActive('shutting down');
     await this.#running;
     await this.#member.close();
-    await this.#producer.disconnect().catch(() => undefined);
+    await within(this.#producer.disconnect(), 2_000).catch(() => undefined);
   }
 
   state(): JobRunnerState {
