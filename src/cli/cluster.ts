@@ -261,10 +261,13 @@ export function register(program: Command): void {
 /** Default session timeout: the broker's default minimum, so a dead worker's cameras move soonest (docs/cluster.md). */
 export const DEFAULT_SESSION_TIMEOUT_S = 6;
 
-/** Heartbeats every session/6 (1 s at the default): a member hears of a rebalance within about a second. */
+/**
+ * Heartbeats every session/12 (0.5 s at the default): the broker's last sign of a worker is at most that old
+ * when it dies, and survivors hear of the rebalance within that; both are part of the takeover time.
+ */
 function groupTiming(sessionSeconds: number): { sessionTimeoutMs: number; heartbeatIntervalMs: number } {
   const sessionTimeoutMs = Math.round(sessionSeconds * 1000);
-  return { sessionTimeoutMs, heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round(sessionTimeoutMs / 6))) };
+  return { sessionTimeoutMs, heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round(sessionTimeoutMs / 12))) };
 }
 
 /** The group's figures on /metrics, read when scraped. */
