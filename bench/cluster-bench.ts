@@ -114,9 +114,11 @@ async function main(): Promise<void> {
     });
     m = await until('served again', assignment);
     const kept = [...stayers].filter(([c, w]) => m.get(c) === w).length;
+    // the group's own part of it: rebalance noticed → assignment, as each survivor measured it
+    const joins = (await Promise.all(alive().map((w) => workerHealth(w)))).map((h) => (h?.worker as { lastRebalanceSeconds?: number } | undefined)?.lastRebalanceSeconds ?? 0);
     reassignedS.push(Math.min(rs, rm) / 1000);
     resumedS.push(rm / 1000);
-    rows.push([`kill ${k}: SIGKILL of ${victim.id} (${moved.length} cameras), load ${loads.at(-1)!.toFixed(1)}`, `reassigned ${(Math.min(rs, rm) / 1000).toFixed(1)} s, resumed ${(rm / 1000).toFixed(1)} s; stayers kept their worker ${kept}/${stayers.size}, longest gap ${Math.max(...gaps).toFixed(1)} s`]);
+    rows.push([`kill ${k}: SIGKILL of ${victim.id} (${moved.length} cameras), load ${loads.at(-1)!.toFixed(1)}`, `reassigned ${(Math.min(rs, rm) / 1000).toFixed(1)} s, resumed ${(rm / 1000).toFixed(1)} s; join ${Math.max(...joins).toFixed(2)} s; stayers kept their worker ${kept}/${stayers.size}, longest gap ${Math.max(...gaps).toFixed(1)} s`]);
     if (k < Number(a.kills)) {
       // a fresh worker in place of the dead one, so every kill starts from W workers
       const fresh = startWorker(`w${workers.length + 1}`, await freePort(), args);
