@@ -10,6 +10,9 @@
 // - after de-duplication by event id the events of each file equal what a single-process `analyze` of that
 //   file writes with the worker's pipeline settings (detector on every frame), ids and emission times aside,
 //   numbers to 1e-4.
+// Then the broker is stopped until the workers' consumers crash out of their groups: a worker's /healthz
+// answers 503 "unhealthy" naming the group, and once the broker is back it rejoins both groups by itself
+// (restarts counted in /metrics).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -152,6 +155,37 @@ describe('file jobs on the worker group', () => {
     }
     console.log(`jobs: ${unique.size} distinct events, ${dupes} duplicates from the redone job dropped by id`);
   }, 900_000);
+
+  it('a worker left outside its group says so (503 unhealthy) and rejoins by itself', async () => {
+    // the broker away long enough for the workers' consumers to crash out of both groups
+    const w = workers.find((x) => x.child.exitCode === null && x.child.signalCode === null)!;
+    const health = async (): Promise<{ code: number; body: { status: string; unhealthy?: string[]; worker?: { membership: { member: boolean }; jobs?: JobsHealth } } } | undefined> => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${w.httpPort}/healthz`, { signal: AbortSignal.timeout(2000) });
+        return { code: res.status, body: (await res.json()) as never };
+      } catch {
+        return undefined;
+      }
+    };
+    await brokerAsync('stop');
+    try {
+      await until('the worker reports itself outside its groups', async () => (await health())?.code === 503, 90_000);
+      const h = (await health())!;
+      expect(h.body.status).toBe('unhealthy');
+      expect(h.body.unhealthy?.join('; ')).toMatch(/not a member of group/);
+    } finally {
+      await brokerAsync('start');
+    }
+    await until('the worker back in both groups', async () => {
+      const h = await health();
+      return h?.code === 200 && h.body.worker?.membership.member === true && h.body.worker.jobs?.membership.member === true;
+    }, 120_000);
+    const metrics = await (await fetch(`http://127.0.0.1:${w.httpPort}/metrics`)).text();
+    const restarts = Number(new RegExp(`^cafe_worker_group_restarts_total\\{group="${group}.jobs"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+    expect(restarts).toBeGreaterThanOrEqual(1);
+    expect(metrics).toContain(`cafe_worker_group_member{group="${group}.jobs"} 1`);
+    console.log(`jobs: ${w.id} outside its groups while the broker was away (503), back in both after it returned; jobs group restarts ${restarts}`);
+  }, 300_000);
 });
 
 interface JobsHealth {

@@ -214,6 +214,9 @@ describe('worker group over Kafka', () => {
     );
     const h3 = await workerHealth(frozen);
     expect((h3?.worker as { membership?: { member: boolean } } | undefined)?.membership?.member).toBe(true);
+    const metrics = await (await fetch(`http://127.0.0.1:${frozen.httpPort}/metrics`)).text();
+    expect(metrics).toContain(`cafe_worker_group_member{group="${group}"} 1`);
+    expect(metrics).toMatch(new RegExp(`^cafe_worker_group_restarts_total\\{group="${group}"\\} \\d+$`, 'm'));
     // what w3 analysed after it was continued: nothing of the cameras others had taken, before it gave them up
     expect(frozen.stderr()).toMatch(/frozen past the session timeout/);
 
