@@ -266,11 +266,12 @@ export class JobRunner {
       }
       error = err;
     }
-    await this.#o.sink.flush();
     if (a.abort.signal.aborted) {
+      // nothing to confirm: no flush either (at shutdown with the broker away it would wait out its timeout)
       if (!this.#closing) this.#aborted++;
       return;
     }
+    await this.#o.sink.flush();
     // who holds the partition is known only between rebalances
     await this.#settled;
     if (a.abort.signal.aborted || !this.#assigned.has(a.partition)) {
