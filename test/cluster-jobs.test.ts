@@ -10,9 +10,12 @@
 // - after de-duplication by event id the events of each file equal what a single-process `analyze` of that
 //   file writes with the worker's pipeline settings (detector on every frame), ids and emission times aside,
 //   numbers to 1e-4.
-// Then the broker is stopped until the workers' consumers crash out of their groups: a worker's /healthz
-// answers 503 "unhealthy" naming the group, and once the broker is back it rejoins both groups by itself
-// (restarts counted in /metrics).
+// Then a worker busy with a file is stopped with SIGTERM: the events of its aborted job stop where it was (no
+// stream.end of the abort), each is repeated, same id and content, by the worker that redoes the job, and each
+// job still gets one job.done. Last (it stops the broker, which the event reader does not survive), the broker
+// is stopped until the workers' consumers crash out of their groups: a worker's /healthz answers 503
+// "unhealthy" naming the group, and once the broker is back it rejoins both groups by itself (restarts
+// counted in /metrics).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -155,6 +158,53 @@ describe('file jobs on the worker group', () => {
     }
     console.log(`jobs: ${unique.size} distinct events, ${dupes} duplicates from the redone job dropped by id`);
   }, 900_000);
+
+  it('a worker stopped with SIGTERM mid-file: the events of its job stop where it was, the redo repeats them with the same ids, one job.done', async () => {
+    // ten seconds each (d3 is the one long clip): long enough to be caught mid-file
+    const extra = [0.5, 1.5].map((at, i) => {
+      const out = join(dir, `late${i}.mp4`);
+      execFileSync('ffmpeg', ['-v', 'error', '-y', '-ss', String(at), '-t', '10', '-i', sharedPath('data', 'videos', 'd3.mp4'), '-an', '-vf', 'scale=320:-2', '-c:v', 'libx264', '-preset', 'ultrafast', out]);
+      return out;
+    });
+    const alive = workers.filter((x) => x.child.exitCode === null && x.child.signalCode === null);
+    expect(alive.length).toBe(2);
+    const jobs = execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'submit', ...extra, '--kafka', KAFKA_BOOTSTRAP, '--jobs-topic', jobsTopic, '--sample-fps', SAMPLE_FPS, '--json'], { encoding: 'utf8', timeout: 60_000 })
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { jobId: string; streamId: string });
+    let stopped: { worker: WorkerProc; job: { jobId: string; streamId: string } } | undefined;
+    await until('a worker mid-file with one of the new jobs', async () => {
+      for (const w of alive) {
+        const cur = ((await workerHealth(w)) as { worker?: { jobs?: JobsHealth } } | undefined)?.worker?.jobs?.current;
+        const job = jobs.find((j) => j.jobId === cur?.jobId);
+        if (job !== undefined && tap.seen.some((x) => x.worker === w.id && x.event.streamId === job.streamId && x.event.type === 'face.observation')) {
+          stopped = { worker: w, job };
+          return true;
+        }
+      }
+      return false;
+    }, 240_000, 100);
+    const { worker, job } = stopped!;
+    worker.child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => (worker.child.exitCode !== null ? r(worker.child.exitCode) : worker.child.once('exit', (c) => r(c))));
+    expect(code).toBe(0);
+    const doneOf = (jobId: string): JobDoneEvent[] => tap.seen.map((x) => x.event as unknown as JobDoneEvent).filter((e) => e.type === 'job.done' && e.jobId === jobId);
+    await until('both new jobs done', async () => jobs.every((j) => doneOf(j.jobId).length >= 1), 240_000, 250);
+    await new Promise((r) => setTimeout(r, 2000));
+    for (const j of jobs) expect(doneOf(j.jobId).map((d) => d.status), j.streamId).toEqual(['ok']);
+    // what the stopped worker delivered of its job: no stream.end or track.end of the abort, only events the
+    // complete run by the other worker wrote too, with the same id and the same content
+    const mine = tap.seen.filter((x) => x.worker === worker.id && x.event.streamId === job.streamId);
+    const redo = new Map(tap.seen.filter((x) => x.worker !== worker.id && x.event.streamId === job.streamId).map((x) => [x.event.id, comparable(x.event)]));
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.filter((x) => x.event.type === 'stream.end').length).toBe(0);
+    for (const x of mine) {
+      const theirs = redo.get(x.event.id);
+      expect(theirs, `${x.event.type} ${x.event.id} of the stopped worker is not in the redo`).toBeDefined();
+      expectClose(JSON.parse(comparable(x.event)), JSON.parse(theirs!), `${job.streamId} ${x.event.type}`);
+    }
+    console.log(`jobs: ${worker.id} stopped (SIGTERM) during ${job.streamId} after ${mine.length} events; the redo repeated all of them by id; one job.done each`);
+  }, 400_000);
 
   it('a worker left outside its group says so (503 unhealthy) and rejoins by itself', async () => {
     // the broker away long enough for the workers' consumers to crash out of both groups
