@@ -1,10 +1,13 @@
 // Scale bench for the worker group (docs/cluster.md): N looping RTSP cameras (the local GStreamer server), W
 // `cafe-stream worker` processes on one machine and the local broker. Prints cameras served per worker and
-// the time a rebalance takes: a worker SIGKILLed (the group waits for its session timeout), a worker leaving
-// cleanly (SIGTERM: it leaves the group at once), a worker joining (model loading included). "Resumed" = the
-// first analysed frame of every moved camera on its new worker, read back from the events topic.
+// the time a rebalance takes: a worker SIGKILLed (the group waits for its session timeout), `--kills` times
+// (a fresh worker replaces the dead one between kills; the median is printed), a worker joining (model
+// loading included), a worker leaving cleanly (SIGTERM: it leaves the group at once). "Reassigned" = every
+// moved camera listed by a survivor's /healthz (the group's decision); "resumed" = its first analysed frame
+// on its new worker, read back from the events topic; "stayers" = the cameras that did not move: whether they
+// kept their worker and their longest gap between analysed frames around the kill (1 s at 1 fps: no pause).
 //
-//   npx tsx bench/cluster-bench.ts [--cameras 6] [--workers 3] [--sample-fps 1] [--session-timeout 6] [--models dir]
+//   npx tsx bench/cluster-bench.ts [--cameras 6] [--workers 3] [--sample-fps 1] [--session-timeout 6] [--kills 3] [--models dir]
 import { execFileSync } from 'node:child_process';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -22,6 +25,7 @@ const { values: a } = parseArgs({
     workers: { type: 'string', default: '3' },
     'sample-fps': { type: 'string', default: '1' },
     'session-timeout': { type: 'string', default: '6' },
+    kills: { type: 'string', default: '3' },
     models: { type: 'string', default: '.cache/tiny-models' },
   },
 });
@@ -85,23 +89,59 @@ async function main(): Promise<void> {
   rows.push([`${N} cameras on ${W} workers (start, model load included)`, `${((Date.now() - t0) / 1000).toFixed(1)} s; cameras per worker ${perWorker(m)}`]);
   await sleep(5000);
 
-  const victim = workers[0]!;
-  const moved = cams.filter((c) => m.get(c) === victim.id);
-  let t = Date.now();
-  victim.child.kill('SIGKILL');
-  rows.push([`SIGKILL of ${victim.id} (${moved.length} cameras), session timeout ${a['session-timeout']} s`, `resumed on others after ${((await resumed(moved, victim.id, t)) / 1000).toFixed(1)} s`]);
-  m = await until('served again', assignment);
+  const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+  const reassignedS: number[] = [];
+  const resumedS: number[] = [];
+  const loads: number[] = [];
+  let t = 0;
+  for (let k = 1; k <= Number(a.kills); k++) {
+    const victim = alive()[0]!;
+    const moved = cams.filter((c) => m.get(c) === victim.id);
+    const stayers = new Map(cams.filter((c) => !moved.includes(c)).map((c) => [c, m.get(c)!]));
+    loads.push(loadavg()[0]!);
+    t = Date.now();
+    victim.child.kill('SIGKILL');
+    const seen = new Map<string, number>();
+    const reassigned = until(`reassignment of ${moved.join(',')}`, async () => {
+      for (const w of alive()) for (const c of (await workerHealth(w))?.worker?.cameras ?? []) if (moved.includes(c.id) && !seen.has(c.id)) seen.set(c.id, Date.now());
+      return moved.every((c) => seen.has(c)) ? Math.max(...seen.values()) - t : undefined;
+    });
+    const [rs, rm] = await Promise.all([reassigned, resumed(moved, victim.id, t)]);
+    await sleep(5000);
+    const gaps = [...stayers.keys()].map((c) => {
+      const times = [...new Set(tap.seen.filter((s) => s.event.streamId === c && s.event.type === 'face.observation' && s.event.time * 1000 > t - 5000).map((s) => s.event.time))].sort((x, y) => x - y);
+      return Math.max(0, ...times.slice(1).map((x, i) => x - times[i]!));
+    });
+    m = await until('served again', assignment);
+    const kept = [...stayers].filter(([c, w]) => m.get(c) === w).length;
+    // the group's own part of it: rebalance noticed → assignment, as each survivor measured it
+    const joins = (await Promise.all(alive().map((w) => workerHealth(w)))).map((h) => (h?.worker as { lastRebalanceSeconds?: number } | undefined)?.lastRebalanceSeconds ?? 0);
+    reassignedS.push(Math.min(rs, rm) / 1000);
+    resumedS.push(rm / 1000);
+    rows.push([`kill ${k}: SIGKILL of ${victim.id} (${moved.length} cameras), load ${loads.at(-1)!.toFixed(1)}`, `reassigned ${(Math.min(rs, rm) / 1000).toFixed(1)} s, resumed ${(rm / 1000).toFixed(1)} s; join ${Math.max(...joins).toFixed(2)} s; stayers kept their worker ${kept}/${stayers.size}, longest gap ${Math.max(...gaps).toFixed(1)} s`]);
+    if (k < Number(a.kills)) {
+      // a fresh worker in place of the dead one, so every kill starts from W workers
+      const fresh = startWorker(`w${workers.length + 1}`, await freePort(), args);
+      workers.push(fresh);
+      m = await until('replacement serving', async () => {
+        const x = await assignment();
+        return x !== undefined && [...x.values()].includes(fresh.id) ? x : undefined;
+      });
+      await sleep(5000);
+    }
+  }
+  rows.push([`SIGKILL, median of ${resumedS.length} (session timeout ${a['session-timeout']} s, load ${median(loads).toFixed(1)})`, `reassigned ${median(reassignedS).toFixed(1)} s, resumed ${median(resumedS).toFixed(1)} s (all: ${resumedS.map((x) => x.toFixed(1)).join(', ')} s)`]);
   rows.push([`  then`, `cameras per worker ${perWorker(m)}`]);
   await sleep(5000);
 
   t = Date.now();
-  const joiner = startWorker(`w${W + 1}`, await freePort(), args);
+  const joiner = startWorker(`w${workers.length + 1}`, await freePort(), args);
   workers.push(joiner);
   m = await until('joiner serving', async () => {
     const x = await assignment();
     return x !== undefined && [...x.values()].includes(joiner.id) ? x : undefined;
   });
-  rows.push([`w${W + 1} joins`, `serving after ${((Date.now() - t) / 1000).toFixed(1)} s (model load included); cameras per worker ${perWorker(m)}`]);
+  rows.push([`${joiner.id} joins`, `serving after ${((Date.now() - t) / 1000).toFixed(1)} s (model load included); cameras per worker ${perWorker(m)}`]);
   await sleep(5000);
 
   const leaver = alive()[0]!;

@@ -7,7 +7,7 @@ export type Expression = (typeof EXPRESSIONS)[number];
 export type ExpressionProbabilities = Record<Expression, number>;
 
 /** Version of the timeline event schema (schema/events.v1.json). Bump the major on breaking changes. */
-export const EVENT_SCHEMA_VERSION = '1.1.0';
+export const EVENT_SCHEMA_VERSION = '1.2.0';
 export const EVENT_SCHEMA_ID = 'https://cafe-stream.dev/schema/events.v1.json';
 
 /** Where a stream's timestamps come from: media time for files, wall-clock for live sources. */
@@ -25,6 +25,18 @@ export interface StreamInfo {
   fps?: number;
   /** duration in seconds, files only. */
   duration?: number;
+  /** a worker-group camera: the spell of another worker this stream takes over (schema 1.2.0). */
+  replaces?: SpellReplaces;
+}
+
+/**
+ * The worker whose spell on a camera a new stream takes over. worker-lost: that worker left the group without
+ * handing the camera back (killed, removed), so its stream has no stream.end and its open tracks no track.end;
+ * handover: it handed the camera back (its spell ended with track.end `reassigned` and stream.end).
+ */
+export interface SpellReplaces {
+  worker: string;
+  reason: 'worker-lost' | 'handover';
 }
 
 /** One decoded frame, packed RGB24, full resolution. */
@@ -74,9 +86,11 @@ export interface EndedTrack {
   lastSeen: number;
   /**
    * lost: unseen longer than the tracker allows; stream.end: the stream ended; stream-offline: the camera went
-   * offline (a face cannot be followed across an outage); reassigned: the camera moved to another worker.
+   * offline (a face cannot be followed across an outage); reassigned: the camera moved to another worker;
+   * worker-lost: written by a consumer (`subscribe`), not by a worker: the worker running the camera was lost
+   * and the next worker's stream.start says so (StreamInfo.replaces).
    */
-  reason: 'lost' | 'stream.end' | 'stream-offline' | 'reassigned';
+  reason: 'lost' | 'stream.end' | 'stream-offline' | 'reassigned' | 'worker-lost';
 }
 
 export interface TrackedFrame {

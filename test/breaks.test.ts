@@ -59,4 +59,26 @@ describe('track breaks', () => {
     expect(written.filter((e) => e.type === 'stream.end').map((e) => e.streamId).sort()).toEqual(['a', 'b']);
     await pipeline.close();
   });
+
+  it('a stream stopped while its source is still connecting ends "stopped", not "eof"', async () => {
+    const written: TimelineEvent[] = [];
+    const sink: Sink = { name: 'mem', write: async (e) => void written.push(e), flush: async () => undefined, close: async () => undefined, stats: () => ({ sent: 0, buffered: 0, dropped: 0 }) };
+    const pipeline = createPipeline({ detector: { detect: async () => [] } as never, model: { cropSize: 8, infer: async () => [] } as never, sinks: [sink] });
+    let connected: () => void = () => undefined;
+    const source: FrameSource = {
+      streamId: 'slow',
+      // connects after the stop was asked (the camera answered just as it was handed back)
+      info: () => new Promise((r) => (connected = () => r({ streamId: 'slow', source: 'rtsp://x', kind: 'rtsp', clock: 'wall', width: 8, height: 8 }))),
+      frames: () => EMPTY, // closed meanwhile: no frame
+      release: () => undefined,
+      skipped: () => 0,
+    };
+    const done = pipeline.add(source);
+    await new Promise((r) => setTimeout(r, 10));
+    pipeline.stop('slow');
+    connected();
+    expect((await done).reason).toBe('stopped');
+    expect(written.find((e) => e.type === 'stream.end')).toMatchObject({ reason: 'stopped' });
+    await pipeline.close();
+  });
 });

@@ -1,19 +1,26 @@
 // The worker group end to end on one machine: a real broker, looping RTSP cameras (the local GStreamer
 // server), `cafe-stream worker` processes with the real detector and the tiny test models (the property under
-// test is who serves which camera, not accuracy). Sized for 2 shared cores: 6 cameras analysed at 1 frame/s.
+// test is who serves which camera, not accuracy), the default session timeout (6 s). Sized for 2 shared cores:
+// 6 cameras analysed at 1 frame/s.
 //
 // 1. `cameras add --file` puts 6 cameras on a 6-partition control topic; 3 workers join: every camera is served
 //    by exactly one worker, two each (/healthz and the events' `worker` header agree).
-// 2. One worker is killed with SIGKILL: its cameras resume on the others once the group's session timeout
-//    (6 s) expires; the time from the kill to their first events elsewhere is measured and printed.
-// 3. A fourth worker joins: the cameras rebalance onto all four.
+// 2. One worker is killed with SIGKILL: its 2 cameras are analysed again elsewhere (the time from the kill to
+//    their first frame elsewhere is measured, printed and bounded); the other 4 stay on their workers, in the
+//    same stream (no stream.end, no new stream.start) and without a pause; the moved cameras' stream.start
+//    names the lost worker, and a consumer (SpellTracker, as `subscribe` runs it) closes its open tracks.
+// 3. A fourth worker joins: it takes one camera from each loaded worker (a hand-over named in stream.start).
+// 4. A worker is frozen (SIGSTOP) past the session timeout, then continued (SIGCONT): its cameras run elsewhere
+//    meanwhile, it stops them as soon as it runs again, rejoins the group, and every camera ends up served once.
 // Throughout, from the events: no camera is served by two workers at once (each worker's spell on a camera,
 // from its stream.start to its last observation, never overlaps another worker's on the same camera).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpellTracker } from '../src/api/spells.js';
+import type { StreamStartEvent, TrackEndEvent } from '../src/types.js';
 import { EventTap, startWorker, workerHealth, type WorkerHealth, type WorkerProc } from './helpers/cluster.js';
 import { brokerAsync, KAFKA_BOOTSTRAP, uniqueTopic } from './helpers/kafka.js';
 import { testModelsDir } from './helpers/models.js';
@@ -22,7 +29,16 @@ import { sharedPath } from './helpers/shared.js';
 
 const CAMERAS = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
 const CLIPS = ['d0.mp4', 'd3.mp4', 'd12.mp4', 'd18.mp4', 'd0.mp4', 'd3.mp4'];
-const SESSION_S = 6;
+const SESSION_S = 6; // the worker's default
+/**
+ * Bounds for a 2-core machine that may be loaded by others (load 9-13 seen while writing this): the group's
+ * decision is bounded tightly (session timeout + a rebalance), the first analysed frame loosely (an RTSP
+ * connect under load took up to 6 s); the median figures are in bench/cluster-bench.ts and BENCHMARKS.md.
+ */
+const REASSIGN_BOUND_S = SESSION_S + 3;
+const TAKEOVER_BOUND_S = 20;
+/** a stayer analyses a frame a second; a restart (connect) would stop it longer than this */
+const GAP_BOUND_S = 5;
 
 describe('worker group over Kafka', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cluster-'));
@@ -46,7 +62,7 @@ describe('worker group over Kafka', () => {
     });
     tap = new EventTap(eventsTopic);
     await tap.start();
-    workerArgs = ['--kafka', KAFKA_BOOTSTRAP, '--group', group, '--cameras-topic', camerasTopic, '--events-topic', eventsTopic, '--models', await testModelsDir(), '--session-timeout', String(SESSION_S)];
+    workerArgs = ['--kafka', KAFKA_BOOTSTRAP, '--group', group, '--cameras-topic', camerasTopic, '--events-topic', eventsTopic, '--models', await testModelsDir(), '--no-jobs'];
   }, 300_000);
 
   afterAll(async () => {
@@ -102,9 +118,13 @@ describe('worker group over Kafka', () => {
     // ---- 2. SIGKILL one worker ----
     const victim = workers.find((w) => w.id === 'w2')!;
     const orphans = perWorker.get('w2')!;
+    const stayers = CAMERAS.filter((c) => !orphans.includes(c));
+    const before = new Map(stayers.map((c) => [c, by!.get(c)![0]!]));
     const killedAt = Date.now();
     victim.child.kill('SIGKILL');
     const resumedAt = new Map<string, number>();
+    // the group's decision: the orphans appear (connecting) in a survivor's /healthz
+    const reassignedAt = new Map<string, number>();
     await waitFor(
       `cameras ${orphans.join(',')} resumed on the other workers`,
       () => {
@@ -115,15 +135,47 @@ describe('worker group over Kafka', () => {
         return orphans.every((c) => resumedAt.has(c));
       },
       90_000,
+      async () => {
+        for (const [id, h] of await healths()) for (const c of h.worker?.cameras ?? []) if (id !== 'w2' && orphans.includes(c.id) && !reassignedAt.has(c.id)) reassignedAt.set(c.id, Date.now());
+      },
+      250,
     );
     const takeover = Math.max(...[...resumedAt.values()].map((t) => t - killedAt)) / 1000;
-    console.log(`cluster: SIGKILL of w2 → its cameras ${orphans.join(',')} analysed again on other workers after ${takeover.toFixed(1)} s (session timeout ${SESSION_S} s)`);
-    // the group can only notice a silent death when the session expires; after that, one rebalance and an RTSP connect
-    expect(takeover).toBeGreaterThan(SESSION_S * 0.5);
-    expect(takeover).toBeLessThan(SESSION_S + 20);
+    const reassigned = Math.max(...orphans.map((c) => Math.min(reassignedAt.get(c) ?? Infinity, resumedAt.get(c)!) - killedAt)) / 1000;
+    await new Promise((r) => setTimeout(r, 5000)); // frames of the stayers after the rebalance
+    const windowEnd = Date.now() / 1000;
+    // the stayers' longest gap between analysed frames around the rebalance (1 s apart when nothing pauses)
+    const gaps = stayers.map((c) => {
+      const times = tap.seen.filter((s) => s.event.streamId === c && s.event.type === 'face.observation' && s.event.time > killedAt / 1000 - 5 && s.event.time < windowEnd).map((s) => s.event.time);
+      const sorted = [...new Set(times)].sort((a, b) => a - b);
+      return Math.max(0, ...sorted.slice(1).map((t, i) => t - sorted[i]!));
+    });
+    console.log(`cluster: SIGKILL of w2 → its cameras ${orphans.join(',')} reassigned after ${reassigned.toFixed(1)} s, analysed again on other workers after ${takeover.toFixed(1)} s (session timeout ${SESSION_S} s, load ${loadavg()[0]!.toFixed(1)}); longest gap between frames of the other 4: ${gaps.map((g) => g.toFixed(1)).join(', ')} s`);
+    // the group can only notice a silent death when the session expires; after that one rebalance and an RTSP connect
+    expect(reassigned).toBeGreaterThan(SESSION_S * 0.5);
+    expect(reassigned).toBeLessThan(REASSIGN_BOUND_S);
+    expect(takeover).toBeLessThan(TAKEOVER_BOUND_S);
+    for (const g of gaps) expect(g).toBeLessThan(GAP_BOUND_S);
     await waitFor('6 cameras on the 2 survivors, each once', () => by !== undefined && [...by.values()].every((ws) => ws.length === 1), 60_000, async () => (by = await servedBy()));
     const survivors = new Set([...by!.values()].flat());
     expect(survivors).toEqual(new Set(['w1', 'w3']));
+    // only the orphans moved: the other 4 kept their worker and their stream (no stream.end, no new stream.start)
+    for (const c of stayers) {
+      expect(by!.get(c), c).toEqual([before.get(c)]);
+      const restarted = tap.seen.filter((s) => s.event.streamId === c && (s.event.type === 'stream.start' || s.event.type === 'stream.end') && s.readAt > killedAt);
+      expect(restarted.map((s) => `${s.worker} ${s.event.type}`), c).toEqual([]);
+    }
+    // the orphans' new streams name the lost worker; a consumer closes the tracks it left open
+    for (const c of orphans) {
+      const start = tap.seen.find((s) => s.event.streamId === c && s.event.type === 'stream.start' && s.readAt > killedAt);
+      expect((start?.event as StreamStartEvent | undefined)?.stream.replaces, c).toEqual({ worker: 'w2', reason: 'worker-lost' });
+    }
+    const spells = new SpellTracker();
+    const closed: TrackEndEvent[] = tap.seen.flatMap((s) => spells.see(s.event, s.worker));
+    const dangling = new Set(tap.seen.filter((s) => s.worker === 'w2' && s.event.type === 'track.start').map((s) => `${s.event.streamId}/${(s.event as { trackId: string }).trackId}`));
+    for (const s of tap.seen) if (s.worker === 'w2' && s.event.type === 'track.end') dangling.delete(`${s.event.streamId}/${s.event.trackId}`);
+    expect(closed.map((e) => `${e.streamId}/${e.trackId}`).sort()).toEqual([...dangling].sort());
+    expect(closed.every((e) => e.reason === 'worker-lost')).toBe(true);
 
     // ---- 3. a fourth worker joins ----
     const joinedAt = Date.now();
@@ -138,20 +190,50 @@ describe('worker group over Kafka', () => {
     const h4 = (await healths()).get('w4')!;
     expect(h4.worker?.cameras.length).toBe(2);
 
+    // the cameras w4 took came from live workers: a hand-over, named in their stream.start
+    const handed = tap.seen.filter((s) => s.worker === 'w4' && s.event.type === 'stream.start').map((s) => (s.event as StreamStartEvent).stream.replaces);
+    expect(handed.length).toBeGreaterThanOrEqual(2);
+    for (const r of handed) expect(r?.reason).toBe('handover');
+
+    // ---- 4. a worker frozen past the session timeout ----
+    await new Promise((r) => setTimeout(r, 3000));
+    const frozen = workers.find((w) => w.id === 'w3')!;
+    const itsCameras = [...by!].filter(([, ws]) => ws[0] === 'w3').map(([c]) => c);
+    const stoppedAt = Date.now();
+    frozen.child.kill('SIGSTOP');
+    await waitFor(`w3's cameras ${itsCameras.join(',')} analysed elsewhere`, () => itsCameras.every((c) => tap.seen.some((s) => s.event.streamId === c && s.event.type === 'face.observation' && s.worker !== 'w3' && s.event.time * 1000 > stoppedAt)), 60_000);
+    await new Promise((r) => setTimeout(r, 2000));
+    const continuedAt = Date.now();
+    frozen.child.kill('SIGCONT');
+    console.log(`cluster: w3 frozen ${((continuedAt - stoppedAt) / 1000).toFixed(1)} s (session ${SESSION_S} s); its cameras ${itsCameras.join(',')} ran elsewhere meanwhile`);
+    await waitFor(
+      'w3 back in the group and every camera served once',
+      () => by !== undefined && [...by.values()].every((ws) => ws.length === 1) && new Set([...by.values()].flat()).size === 3 && [...by.values()].flat().includes('w3'),
+      120_000,
+      async () => (by = await servedBy()),
+    );
+    const h3 = await workerHealth(frozen);
+    expect((h3?.worker as { membership?: { member: boolean } } | undefined)?.membership?.member).toBe(true);
+    const metrics = await (await fetch(`http://127.0.0.1:${frozen.httpPort}/metrics`)).text();
+    expect(metrics).toContain(`cafe_worker_group_member{group="${group}"} 1`);
+    expect(metrics).toMatch(new RegExp(`^cafe_worker_group_restarts_total\\{group="${group}"\\} \\d+$`, 'm'));
+    // what w3 analysed after it was continued: nothing of the cameras others had taken, before it gave them up
+    expect(frozen.stderr()).toMatch(/frozen past the session timeout/);
+
     // ---- no camera served by two workers at once ----
     await new Promise((r) => setTimeout(r, 3000));
     assertNoDoubleServing(tap);
-  }, 400_000);
+  }, 500_000);
 });
 
-/** Polls `ok` (after `refresh`, if given) every 500 ms until it holds. */
-async function waitFor(what: string, ok: () => boolean, timeoutMs: number, refresh?: () => Promise<unknown>): Promise<void> {
+/** Polls `ok` (after `refresh`, if given) every `everyMs` until it holds. */
+async function waitFor(what: string, ok: () => boolean, timeoutMs: number, refresh?: () => Promise<unknown>, everyMs = 500): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const seen = await refresh?.();
     if (ok()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${JSON.stringify(seen instanceof Map ? [...seen] : seen)}`);
-    await new Promise((r) => setTimeout(r, 500));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -188,6 +270,6 @@ function assertNoDoubleServing(tap: EventTap): void {
       expect(a.last, `${camera}: ${a.worker} analysed a frame at ${a.last} after ${b.worker} began at ${b.first}`).toBeLessThan(b.first);
     }
   }
-  // a spell per camera for the first assignment and at least two rebalances after it
-  expect(spells.size).toBeGreaterThanOrEqual(CAMERAS.length * 3);
+  // a spell per camera for the first assignment, then one per move: 2 orphans, 2 to the newcomer, the frozen worker's 2 and back
+  expect(spells.size).toBeGreaterThanOrEqual(CAMERAS.length + 2 + 2 + 2);
 }

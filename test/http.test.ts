@@ -104,6 +104,22 @@ describe('live HTTP server', () => {
     expect(text).toMatch(/^cafe_stream_decoded_fps\{stream="cam"\} /m);
   });
 
+  it('has an fps figure at the first scrape: the window starts when the stream was added', async () => {
+    const m = new LiveMetrics({ defaultMetrics: false });
+    let decoded = 0;
+    m.addStream('cam', { decoded: () => decoded, skipped: () => 0, reconnects: () => 0, online: () => true, lastFrameAge: () => 0 });
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 200));
+      decoded++;
+      m.frameAnalysed('cam', 1, Date.now() / 1000);
+    }
+    const text = await m.text();
+    const fps = (name: string): number => Number(new RegExp(`^${name}\\{stream="cam"\\} ([\\d.]+)`, 'm').exec(text)?.[1]);
+    // 3 frames in ~0.6 s: about 5 per second (it read 0 until a second scrape before)
+    expect(fps('cafe_stream_analysed_fps')).toBeGreaterThan(2);
+    expect(fps('cafe_stream_decoded_fps')).toBeGreaterThan(2);
+  });
+
   it('serves the static hook from its folder only, and 404s unknown routes', async () => {
     const index = await fetch(`${base}/`);
     expect(index.status).toBe(200);

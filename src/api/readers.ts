@@ -15,6 +15,7 @@ import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import type { TimelineEvent, TimelineEventType } from '../types.js';
 import { EventStream, type PacedTarget } from './event-stream.js';
 import { type CafeStreamEvent, parseEvent } from './parse-event.js';
+import { SpellTracker } from './spells.js';
 
 export interface FromKafkaOptions {
   /** bootstrap servers, host:port. */
@@ -33,6 +34,12 @@ export interface FromKafkaOptions {
   onInvalid?: (error: InvalidEventError, raw: string) => void;
   /** one line per notable step (waiting for the topic to exist). */
   log?: (line: string) => void;
+  /**
+   * A worker that dies writes no track.end for the faces it was following. When the next worker's stream.start
+   * says it replaces a lost worker, emit a track.end (reason `worker-lost`) for each track that worker left
+   * open, built from what was seen of it (docs/events.md, "Worker hand-over"). Default true.
+   */
+  closeLostTracks?: boolean;
 }
 
 export interface FromWebSocketOptions {
@@ -87,6 +94,7 @@ export function fromKafka(options: FromKafkaOptions): EventStream<CafeStreamEven
     const signal = options.signal ? AbortSignal.any([stop.signal, options.signal]) : stop.signal;
     const consumer = kafka.consumer({ groupId: options.groupId ?? `cafe-stream-reader-${randomUUID()}`, allowAutoTopicCreation: false });
     const fresh = dedupe();
+    const spells = options.closeLostTracks === false ? undefined : new SpellTracker();
     let done = false;
     const finish = (err?: unknown): void => {
       if (done) return;
@@ -109,7 +117,11 @@ export function fromKafka(options: FromKafkaOptions): EventStream<CafeStreamEven
         eachMessage: async ({ message }) => {
           if (message.value === null || done) return;
           const event = parseOrReport(message.value.toString(), options.onInvalid);
-          if (event !== undefined && fresh(event.id)) await out.next(event);
+          if (event === undefined || !fresh(event.id)) return;
+          await out.next(event);
+          if (spells === undefined || event.type === 'job.done') return;
+          // the tracks a lost worker left open end here, right after the stream.start that says it was lost
+          for (const end of spells.see(event, message.headers?.['worker']?.toString() ?? '')) if (fresh(end.id)) await out.next(end);
         },
       });
     })().catch((err: unknown) => (signal.aborted ? undefined : finish(err)));

@@ -13,6 +13,7 @@ import { DEFAULT_JOBS_TOPIC, ensureJobsTopic, newJob, submitJobs } from '../kafk
 import { redactUrl } from '../ingest/rtsp-source.js';
 import { CameraGroup } from '../live/camera-group.js';
 import { JobRunner } from '../live/job-runner.js';
+import { within, type GroupMembership } from '../kafka/group-member.js';
 import { createKafkaSink, DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import { exitCodeFor } from './exit-codes.js';
 import { runLive } from './live.js';
@@ -73,9 +74,10 @@ export function register(program: Command): void {
     .option('--http <host:port>', '/healthz, /metrics and the dashboard (default: the config\'s http, else 127.0.0.1:8080)')
     .option('--models <dir>', 'models folder (overrides the config)')
     .addOption(new Option('--device <d>', 'model execution provider (overrides the config)').choices(['cpu', 'cuda', 'webgpu', 'auto']))
-    .option('--session-timeout <s>', 'seconds without a heartbeat before the group gives a worker\'s cameras to the others', positiveNumber, 10)
+    .option('--session-timeout <s>', 'seconds without a heartbeat before the group gives a worker\'s cameras and job to the others (the broker\'s minimum is 6 by default)', positiveNumber, DEFAULT_SESSION_TIMEOUT_S)
     .action(async (opts: WorkerOptions) => {
       const workerId = opts.id ?? `${hostname()}-${process.pid}`;
+      const timing = groupTiming(opts.sessionTimeout);
       const config = await workerConfig(opts).catch(exitOnError);
       const kafkaCfg = config.sinks.kafka!;
       const security = (() => {
@@ -99,8 +101,7 @@ export function register(program: Command): void {
             workerId,
             host: runner,
             log: log.child({ worker: workerId }),
-            sessionTimeoutMs: Math.round(opts.sessionTimeout * 1000),
-            heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round((opts.sessionTimeout * 1000) / 5))),
+            ...timing,
           });
           await group.start();
           let jobs: JobRunner | undefined;
@@ -120,17 +121,25 @@ export function register(program: Command): void {
               sink: jobSink,
               options,
               log: log.child({ worker: workerId }),
-              sessionTimeoutMs: Math.round(opts.sessionTimeout * 1000),
-              heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round((opts.sessionTimeout * 1000) / 5))),
+              ...timing,
             });
             await jobs.start();
           }
-          registerWorkerMetrics(metrics.registry, () => group.state(), () => jobs?.state());
+          const groups = (): GroupMembership[] => [group.state().membership, ...(jobs === undefined ? [] : [jobs.state().membership])];
+          registerWorkerMetrics(metrics.registry, () => group.state(), () => jobs?.state(), groups);
           return {
-            health: () => ({ worker: { ...group.state(), ...(jobs === undefined ? {} : { jobs: jobs.state() }) } }),
+            health: () => {
+              // a worker outside a group it belongs in does no work there, whatever its cameras say
+              const out = groups().filter((m) => !m.member && (m.outSeconds ?? 0) * 1000 > timing.sessionTimeoutMs * 2);
+              return {
+                ...(out.length > 0 ? { status: 'unhealthy', unhealthy: out.map((m) => `not a member of group ${m.group} for ${m.outSeconds} s`) } : {}),
+                worker: { ...group.state(), ...(jobs === undefined ? {} : { jobs: jobs.state() }) },
+              };
+            },
             close: async () => {
               await jobs?.close();
-              await jobSink?.close();
+              // what an aborted job left unsent is redone by another worker: no reason to wait for a broker that is away
+              if (jobSink !== undefined) await within(jobSink.close(), jobSink.stats().connected ? 5_000 : 2_000);
               await group.close();
             },
           };
@@ -249,8 +258,28 @@ export function register(program: Command): void {
     });
 }
 
+/** Default session timeout: the broker's default minimum, so a dead worker's cameras move soonest (docs/cluster.md). */
+export const DEFAULT_SESSION_TIMEOUT_S = 6;
+
+/**
+ * Heartbeats every session/12 (0.5 s at the default): the broker's last sign of a worker is at most that old
+ * when it dies, and survivors hear of the rebalance within that; both are part of the takeover time.
+ */
+function groupTiming(sessionSeconds: number): { sessionTimeoutMs: number; heartbeatIntervalMs: number } {
+  const sessionTimeoutMs = Math.round(sessionSeconds * 1000);
+  return { sessionTimeoutMs, heartbeatIntervalMs: Math.max(200, Math.min(3000, Math.round(sessionTimeoutMs / 12))) };
+}
+
 /** The group's figures on /metrics, read when scraped. */
-function registerWorkerMetrics(registry: import('prom-client').Registry, group: () => ReturnType<CameraGroup['state']>, jobs: () => ReturnType<JobRunner['state']> | undefined): void {
+function registerWorkerMetrics(
+  registry: import('prom-client').Registry,
+  group: () => ReturnType<CameraGroup['state']>,
+  jobs: () => ReturnType<JobRunner['state']> | undefined,
+  groups: () => GroupMembership[],
+): void {
+  new Gauge({ name: 'cafe_worker_group_member', help: '1 while this worker is a member of the group, else 0', labelNames: ['group'], registers: [registry], collect() { this.reset(); for (const m of groups()) this.set({ group: m.group }, m.member ? 1 : 0); } });
+  new Counter({ name: 'cafe_worker_group_restarts_total', help: 'times a group consumer crashed and was restarted (it rejoins by itself)', labelNames: ['group'], registers: [registry], collect() { this.reset(); for (const m of groups()) this.inc({ group: m.group }, m.restarts); } });
+  new Counter({ name: 'cafe_worker_jobs_aborted_total', help: 'file jobs given up mid-file because their partition left this worker (another redoes them)', registers: [registry], collect() { this.reset(); this.inc(jobs()?.jobsAborted ?? 0); } });
   new Gauge({ name: 'cafe_worker_cameras', help: 'cameras this worker runs', registers: [registry], collect() { this.set(group().cameras.length); } });
   new Gauge({ name: 'cafe_worker_partitions', help: 'control-topic partitions assigned to this worker', registers: [registry], collect() { this.set(group().partitions.length); } });
   new Gauge({ name: 'cafe_worker_rebalances', help: 'group joins of this worker since it started', registers: [registry], collect() { this.set(group().rebalances); } });

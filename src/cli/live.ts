@@ -22,6 +22,7 @@ import { activeFfmpegPids, redactUrl } from '../ingest/rtsp-source.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import { loadExpressionModel } from '../model/expression-model.js';
 import { LiveRunner } from '../live/live-runner.js';
+import { within } from '../kafka/group-member.js';
 import { createJsonlSink } from '../sinks/jsonl-sink.js';
 import { createKafkaSink } from '../sinks/kafka-sink.js';
 import { createWsSink } from '../sinks/ws-sink.js';
@@ -128,6 +129,9 @@ export interface RunLiveOptions {
   http?: boolean;
   onEvent?: (event: TimelineEvent) => void;
 }
+
+/** How long a sink whose broker is unreachable gets to deliver at shutdown. */
+const SINK_AWAY_CLOSE_MS = 2_000;
 
 function positiveNumber(v: string): number {
   const n = Number(v);
@@ -262,6 +266,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
       process.exit(1);
     }
     stopping = true;
+    const stopStarted = Date.now();
     log.info({ why, boundSeconds: config.shutdownSeconds }, 'shutting down');
     const force = setTimeout(() => {
       log.error({ ffmpeg: activeFfmpegPids() }, `shutdown took over ${config.shutdownSeconds} s: forcing exit`);
@@ -279,7 +284,15 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
       await reloading;
       await attachment?.close();
       await live.close();
-      for (const s of sinks) await s.close();
+      for (const s of sinks) {
+        // a Kafka sink whose broker is away would wait out the whole bound for it: a short try, then say what is lost
+        const away = (s.stats() as { connected?: boolean }).connected === false;
+        const budget = away ? SINK_AWAY_CLOSE_MS : Math.max(1_000, config.shutdownSeconds * 1000 - (Date.now() - stopStarted) - 1_000);
+        if (!(await within(s.close(), budget))) {
+          log.error({ sink: s.name, undelivered: s.stats().buffered, waitedMs: budget }, `${s.name}: events undelivered at shutdown${away ? ' (broker unreachable)' : ''}`);
+          code = code || 8;
+        }
+      }
       await http?.close();
       detector?.close();
       log.info({ ffmpeg: activeFfmpegPids().length }, 'stopped cleanly');

@@ -3,7 +3,8 @@
 // (one line per event) or as JSONL (--json).
 // Kafka delivery is at-least-once, so events are de-duplicated by id here (bounded memory). The WebSocket
 // client reconnects with `since` = the last event id it printed, so a dropped connection leaves no gap
-// while the server's ring still holds that id. SIGINT/SIGTERM: disconnect and exit 0.
+// while the server's ring still holds that id. The Kafka reader also closes the tracks a lost worker left open
+// (track.end reason `worker-lost`, src/api/spells.ts). SIGINT/SIGTERM: disconnect and exit 0.
 import { Option, InvalidArgumentError, type Command } from 'commander';
 import { fromKafka, fromWebSocket } from '../api/readers.js';
 import { ConfigError, errorLine } from '../errors.js';

@@ -30,10 +30,12 @@ const E2E_LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10];
 
 /** A per-stream sliding window of counter samples, for fps gauges. */
 class RateWindow {
-  readonly #samples: { t: number; v: number }[] = [];
+  readonly #samples: { t: number; v: number }[];
   readonly #span: number;
-  constructor(spanSeconds: number) {
+  /** `start`: the counter's value when the stream was added, so the first scrape already has a rate. */
+  constructor(spanSeconds: number, start: { t: number; v: number }) {
     this.#span = spanSeconds * 1000;
+    this.#samples = [start];
   }
   rate(value: number, now = Date.now()): number {
     this.#samples.push({ t: now, v: value });
@@ -50,6 +52,8 @@ export class LiveMetrics {
   readonly #sinks: Sink[] = [];
   readonly #analysed = new Map<string, number>();
   readonly #windows = new Map<string, RateWindow>();
+  /** when each stream was (last) added, and its analysed count then. */
+  readonly #added = new Map<string, { at: number; analysed: number }>();
   readonly #windowSeconds: number;
 
   readonly framesAnalysed: Counter<'stream'>;
@@ -200,19 +204,26 @@ export class LiveMetrics {
 
   #rate(key: string, value: number): number {
     let w = this.#windows.get(key);
-    if (w === undefined) this.#windows.set(key, (w = new RateWindow(this.#windowSeconds)));
+    // a window born at the first scrape read 0 until the next one (issue 20: 0 in most snapshots of a worker,
+    // whose cameras were re-added at every rebalance): it starts when the stream was added instead
+    const id = key.slice(2);
+    const added = this.#added.get(id) ?? { at: Date.now(), analysed: 0 };
+    if (w === undefined) this.#windows.set(key, (w = new RateWindow(this.#windowSeconds, { t: added.at, v: key.startsWith('a:') ? added.analysed : 0 })));
     return Math.round(w.rate(value) * 100) / 100;
   }
 
   addStream(id: string, counters: StreamCounters): void {
     this.#streams.set(id, counters);
     this.#analysed.set(id, this.#analysed.get(id) ?? 0);
+    this.#added.set(id, { at: Date.now(), analysed: this.#analysed.get(id)! });
+    for (const k of ['d', 'a', 's']) this.#windows.delete(`${k}:${id}`);
   }
 
   /** A removed stream's labels go away (its *_total history restarts if it is added again). */
   removeStream(id: string): void {
     this.#streams.delete(id);
     this.#analysed.delete(id);
+    this.#added.delete(id);
     for (const k of ['d', 'a', 's']) this.#windows.delete(`${k}:${id}`);
     this.framesAnalysed.remove({ stream: id });
     this.faces.remove({ stream: id });

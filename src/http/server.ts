@@ -1,5 +1,5 @@
 // The HTTP side of `serve`, on node:http (a handful of routes needs no framework):
-//   GET    /healthz            per-stream state (always 200 while the process runs; "status" says ok/degraded)
+//   GET    /healthz            per-stream state (200 while the process runs; "status" says ok/degraded; a worker outside its group: 503 "unhealthy")
 //   GET    /metrics            Prometheus text (src/http/metrics.ts)
 //   GET    /streams            the streams and their figures
 //   POST   /streams            add a stream: JSON body = one `streams` entry of the config
@@ -147,7 +147,9 @@ export class LiveHttpServer {
       const streams = this.#o.streams.list();
       const enabled = streams.filter((s) => s.state !== 'disabled');
       const ok = enabled.every((s) => s.state === 'online');
-      sendJson(res, 200, { status: ok ? 'ok' : 'degraded', uptimeSeconds: Math.round(process.uptime()), streams, ...this.#o.health?.() });
+      const extra = this.#o.health?.() ?? {};
+      // 503 only when the process itself says it is out of service (a worker outside its group): probes restart it
+      sendJson(res, extra['status'] === 'unhealthy' ? 503 : 200, { status: ok ? 'ok' : 'degraded', uptimeSeconds: Math.round(process.uptime()), streams, ...extra });
       return;
     }
     if (path === '/metrics' && method === 'GET') {

@@ -506,9 +506,10 @@ function ffmpegArgs(o: Resolved): string[] {
     '-timeout', String(Math.round(o.ioTimeoutSeconds * 1e6)),
     // live: do not buffer ahead of the newest packet
     '-fflags', 'nobuffer', '-flags', 'low_delay',
-    // the SDP carries the codec parameters: probing half a second (default 5) is enough and halves the
-    // time to the first frame after a reconnect
-    '-analyzeduration', '500000',
+    // no probing: the decoder takes the codec parameters from the SDP or the in-band SPS, and the frame size
+    // is read from the output stream (configured at the first decoded frame). Probing half a second still
+    // cost 2-3 s to the first frame on a loaded 2-core machine, 1-2 s without (issue 20: camera takeover)
+    '-analyzeduration', '0', '-probesize', '32',
     '-i', o.url,
     '-an', '-sn', '-dn',
     ...(filters.length > 0 ? ['-vf', filters.join(',')] : []),

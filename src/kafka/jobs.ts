@@ -60,14 +60,28 @@ export async function ensureJobsTopic(kafka: Kafka, topic: string, partitions = 
   }
 }
 
+/**
+ * Writes the jobs, each to the partition that has held the fewest jobs so far: a partition is worked by one
+ * worker, one job at a time, so jobs hashed by their random ids would pile up on some workers while others
+ * idle.
+ */
 export async function submitJobs(kafka: Kafka, topic: string, jobs: Job[]): Promise<void> {
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const admin = kafka.admin();
   try {
+    await admin.connect();
+    const load = new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(BigInt(o.high) - BigInt(o.low))]));
+    const messages = jobs.map((j) => {
+      const partition = [...load].sort((a, b) => a[1] - b[1] || a[0] - b[0])[0]?.[0];
+      if (partition !== undefined) load.set(partition, load.get(partition)! + 1);
+      return { key: j.jobId, value: JSON.stringify(j), ...(partition === undefined ? {} : { partition }) };
+    });
     await producer.connect();
-    await producer.send({ topic, acks: -1, messages: jobs.map((j) => ({ key: j.jobId, value: JSON.stringify(j) })) });
+    await producer.send({ topic, acks: -1, messages });
   } catch (err) {
     throw new SinkError('kafka', `could not submit jobs to ${topic}: ${errorLine(err)}`, { cause: err });
   } finally {
+    await admin.disconnect().catch(() => undefined);
     await producer.disconnect().catch(() => undefined);
   }
 }

@@ -10,7 +10,7 @@ import type { StreamControl, StreamView } from '../http/server.js';
 import { AdmissionGate } from '../ingest/admission.js';
 import { createRtspSource, redactUrl, type RtspBackoff, type RtspSource, type SourceStatus } from '../ingest/rtsp-source.js';
 import { parseStreamConfig, type StreamConfig } from '../config.js';
-import type { Sink, StreamOfflineEvent, StreamOnlineEvent, TimelineEvent } from '../types.js';
+import type { Sink, SpellReplaces, StreamOfflineEvent, StreamOnlineEvent, TimelineEvent } from '../types.js';
 import { eventBase } from '../pipeline/events.js';
 import type { PipelineOptionsInput } from '../pipeline/options.js';
 import type { DetectorPort, ExpressionModelPort } from '../pipeline/ports.js';
@@ -103,8 +103,11 @@ export class LiveRunner implements StreamControl {
     return this.#pipeline.failed;
   }
 
-  /** Starts one stream (or records it as disabled). Throws ConfigError if the id is taken. */
-  start(cfg: StreamConfig): StreamView {
+  /**
+   * Starts one stream (or records it as disabled). Throws ConfigError if the id is taken. `replaces`: a worker
+   * taking the camera over from another; its stream.start says so.
+   */
+  start(cfg: StreamConfig, opts: { replaces?: SpellReplaces } = {}): StreamView {
     if (this.#closing) throw new ConfigError('streams', 'shutting down: no new streams');
     if (this.#streams.has(cfg.id) || this.#disabled.has(cfg.id)) throw new ConfigError('id', `stream "${cfg.id}" already exists`);
     if (!cfg.enabled) {
@@ -112,7 +115,9 @@ export class LiveRunner implements StreamControl {
       this.#p.log.info({ stream: cfg.id }, 'stream disabled in config: not connecting');
       return this.#view(cfg.id)!;
     }
-    const source = (this.#p.createSource ?? this.#defaultSource)(cfg);
+    const created = (this.#p.createSource ?? this.#defaultSource)(cfg);
+    const replaces = opts.replaces;
+    const source: RtspSource = replaces === undefined ? created : { ...created, info: async () => ({ ...(await created.info()), replaces }) };
     const entry: LiveStream = { cfg, source, faces: 0, done: Promise.resolve(undefined as unknown as StreamResult) };
     this.#streams.set(cfg.id, entry);
     this.#p.metrics.addStream(cfg.id, {

@@ -274,7 +274,8 @@ export function createPipeline(params: PipelineParams): Pipeline {
     if (closing) return Promise.reject(new ConfigError('streams', `pipeline is closing; cannot add stream ${streamId}`));
     if (active.has(streamId)) return Promise.reject(new ConfigError('streams', `stream id ${streamId} is already running`));
     return new Promise<StreamResult>((resolve) => {
-      const s: ActiveStream = { source, stop$: new Subject<void>(), breaks$: new Subject<TrackBreak>(), done: resolve, frames: 0, tracks: 0 };
+      // a replay: a stop asked while the source is still connecting must still end the stream as 'stopped', not 'eof'
+      const s: ActiveStream = { source, stop$: new ReplaySubject<void>(1), breaks$: new Subject<TrackBreak>(), done: resolve, frames: 0, tracks: 0 };
       active.set(streamId, s);
       if (modelError !== undefined) {
         s.errorCause = modelError;
