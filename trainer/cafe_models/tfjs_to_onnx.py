@@ -415,6 +415,35 @@ def _relu_like(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> 
     return _Value(_activation(b, b.operand(ins[0], nchw), node["op"], node, [], name), nchw)
 
 
+@_handles("Prelu")
+def _prelu(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    # Keras' PReLU layer, exported unfused (after an AddV2 rather than a conv); alpha is a per-channel const
+    # that `operand` permutes to broadcast against the NCHW activation.
+    x, alpha = ins
+    if not b.is_const(alpha):
+        raise TfjsConversionError(f"{name}: Prelu with a non-constant alpha")
+    nchw = b.is_nchw(x)
+    return _Value(_activation(b, b.operand(x, nchw), "Prelu", node, [b.operand(alpha, nchw)], name), nchw)
+
+
+@_handles("Pad")
+def _pad(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    # TF's paddings are [[begin, end]] per NHWC axis; ONNX wants all begins then all ends, in the tensor's own
+    # axis order (NCHW here). Facemesh uses this to zero-pad channels before a residual add.
+    x, pads_ref = ins
+    if not b.is_const(pads_ref):
+        raise TfjsConversionError(f"{name}: Pad with non-constant paddings")
+    pads = np.asarray(b.const(pads_ref), dtype=np.int64).reshape(-1, 2)
+    nchw = b.is_nchw(x)
+    if nchw:
+        if len(pads) != 4:
+            raise TfjsConversionError(f"{name}: paddings of rank {len(pads)} for a 4-D activation")
+        pads = pads[list(NHWC_TO_NCHW)]
+    src = b.operand(x, True) if nchw else b.as_tf(x)
+    onnx_pads = b.init(f"{name}/pads", np.concatenate([pads[:, 0], pads[:, 1]]).astype(np.int64))
+    return _Value(b.add("Pad", [src, onnx_pads], name=name, mode="constant"), nchw)
+
+
 @_handles("Softmax")
 def _softmax(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
     nchw = b.is_nchw(ins[0])

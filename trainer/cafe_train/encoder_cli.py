@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="folder holding faceres.json/.bin (default: the npm package under node_modules)")
     p.add_argument("--faceapi-models", type=Path, default=DEFAULT_FACEAPI_MODELS,
                    help="face-api's model/ folder, for the faceapi branch (default: the npm package)")
-    p.add_argument("--branches", nargs="+", choices=("faceres", "emotion", "faceapi"),
+    p.add_argument("--branches", nargs="+", choices=("faceres", "emotion", "faceapi", "facemesh"),
                    default=["faceres", "emotion", "faceapi"],
                    help="branches of the joined encoder, written as encoder-<branches>.onnx; one branch alone is "
                         "for caching features per branch (train-xd --encoder-parts)")

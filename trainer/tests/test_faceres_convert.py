@@ -237,3 +237,60 @@ def test_real_faceres_import(tmp_path: Path) -> None:
     (single,) = sess.run(None, {"image": x[1:]})
     np.testing.assert_allclose(single[0], features[1], rtol=1e-4, atol=1e-5)
     assert np.all(features >= 0) and np.all(features <= 6)   # mean of ReLU6 maps
+
+
+@pytest.fixture
+def facemesh_like(tmp_path: Path):
+    """Facemesh's residual block: MaxPool, a channel-padding Pad on the shortcut (TF paddings in NHWC order),
+    AddV2, then a standalone Prelu whose alpha is a (1, 1, C) const; plus a spatial Pad and a Reshape out."""
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 6, 6, 3])
+    conv = g.op("conv", "_FusedConv2D", [x, g.const("conv/kernel", RNG.normal(size=(3, 3, 3, 5))),
+                                         g.const("conv/bias", RNG.normal(size=5))],
+                strides=_ints(1, 2, 2, 1), padding=_s("SAME"), data_format=_s("NHWC"), dilations=_ints(1, 1, 1, 1),
+                fused_ops={"list": {"s": [_s("BiasAdd")["s"]]}}, num_args={"i": "1"}, epsilon={"f": 0})
+    pool = g.op("pool", "MaxPool", [x], ksize=_ints(1, 2, 2, 1), strides=_ints(1, 2, 2, 1), padding=_s("VALID"),
+                data_format=_s("NHWC"))
+    chpad = g.op("channel_padding/Pad", "Pad",
+                 [pool, g.const("channel_padding/paddings", np.array([[0, 0], [0, 0], [0, 0], [0, 2]], np.int32))])
+    add = g.op("add", "AddV2", [conv, chpad])
+    alpha = RNG.uniform(0.05, 0.5, size=(1, 1, 5))
+    prelu = g.op("p_re_lu/Relu", "Prelu", [add, g.const("p_re_lu/Neg", alpha)])
+    sppad = g.op("spatial/Pad", "Pad",
+                 [prelu, g.const("spatial/paddings", np.array([[0, 0], [1, 0], [0, 2], [0, 0]], np.int32))])
+    flat = g.op("flat", "Reshape", [sppad, g.const("flat/shape", np.array([-1, 4 * 5 * 5], np.int32))])
+    path = g.write(tmp_path, [flat])
+    v = g.values
+
+    def reference(inp: np.ndarray) -> np.ndarray:
+        y = ref_conv(inp, v["conv/kernel"], 2, "SAME") + v["conv/bias"]
+        n, h, w, c = inp.shape
+        pooled = inp.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+        y = y + np.pad(pooled, [(0, 0), (0, 0), (0, 0), (0, 2)])
+        y = np.where(y > 0, y, y * v["p_re_lu/Neg"])
+        y = np.pad(y, [(0, 0), (1, 0), (0, 2), (0, 0)])
+        return y.reshape(n, -1)
+
+    return path, reference
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_pad_and_prelu_match_numpy(tmp_path: Path, facemesh_like, layout: str) -> None:
+    model_json, reference = facemesh_like
+    out = convert_file(model_json, tmp_path / "m.onnx", outputs={"flat": "mesh"}, input_layout=layout)
+    x = RNG.normal(size=(2, 6, 6, 3)).astype(np.float32)
+    (mesh,) = _run(out, x, layout)
+    assert mesh.shape == (2, 100)
+    np.testing.assert_allclose(mesh, reference(x.astype(np.float64)), rtol=1e-4, atol=1e-4)
+    ops = [n.op_type for n in onnx.load(str(out)).graph.node]
+    # both pads stay in NCHW: no transposes besides the NHWC input's and the one before the Reshape
+    assert ops.count("Pad") == 2 and ops.count("PRelu") == 1
+    assert ops.count("Transpose") == (2 if layout == "NHWC" else 1)
+
+
+def test_pad_with_computed_paddings_is_rejected(tmp_path: Path) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 4, 4, 3])
+    g.op("pad", "Pad", [x, x])
+    with pytest.raises(TfjsConversionError, match="non-constant paddings"):
+        convert_file(g.write(tmp_path, ["pad"]), tmp_path / "m.onnx", outputs={"pad": "y"})
