@@ -175,6 +175,43 @@ def test_train_xd_selects_on_the_mean_over_domains_and_exports_fp16(tmp_path, ca
     assert main([*args[:10], "--valid", f"detections:{photos}@test", *args[12:]]) == 2
 
 
+def test_train_xd_soft_labels_and_balanced_selection(tmp_path, capsys):
+    """--soft-labels trains FER+ on its vote distributions and --select balanced keeps the epoch with the best
+    mean of accuracy and macro recall; both are recorded in the exported manifest."""
+    from cafe_train.features import open_encoder
+    from cafe_train.train_xd import XdConfig, load_features, selection_score
+
+    models = tmp_path / "models"
+    encoder = make_tiny_encoder(models)
+    fer_train = make_ferplus(tmp_path / "FER2013Train", per_class=6, seed=1)
+    fer_valid = make_ferplus(tmp_path / "FER2013Valid", per_class=3, seed=2)
+    photos = _detections_csv(tmp_path, n=21, seed=4)
+    cfg = XdConfig(train=[f"ferplus:{fer_train}", f"detections:{photos}"], valid=[f"ferplus:{fer_valid}"],
+                   encoder=encoder, out=tmp_path / "x", cache_dir=tmp_path / "cache", soft_labels=True,
+                   progress=False)
+    (_, _, fer_y, fer_q), (_, _, ph_y, ph_q) = load_features(cfg.train, [open_encoder(encoder)], cfg, views=False)
+    # FER+ targets are the vote shares over the seven kept classes; the photo set's stay one-hot
+    assert np.allclose(fer_q, load_set(f"ferplus:{fer_train}").soft) and np.allclose(fer_q.sum(1), 1)
+    assert np.array_equal(ph_q, np.eye(7, dtype=np.float32)[ph_y])
+    m = {"accuracy": 0.8, "macro_recall": 0.5}
+    assert selection_score(m, "accuracy") == 0.8 and selection_score(m, "balanced") == pytest.approx(0.65)
+
+    run = tmp_path / "runs" / "soft"
+    assert main(["train-xd", "--train", f"ferplus:{fer_train}", "--train", f"detections:{photos}",
+                 "--valid", f"ferplus:{fer_valid}", "--encoder", str(encoder), "--out", str(run),
+                 "--cache-dir", str(tmp_path / "cache"), "--epochs", "2", "--batch-size", "16", "--no-progress",
+                 "--soft-labels", "--select", "balanced"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    balanced = [np.mean([(r["valid"][k] + r["valid_macro"][k]) / 2 for k in r["valid"]]) for r in log]
+    assert result["best_valid_mean_acc"] == pytest.approx(max(balanced), abs=1e-4)
+    assert main(["export-head", str(run / "best.pt"), "--out", str(models / "cafe-head.onnx")]) == 0
+    capsys.readouterr()
+    training = json.loads((models / "cafe-head.onnx.json").read_text())["training"]
+    assert training["selection"].startswith("mean over the valid domains of (accuracy + macro recall)")
+    assert "vote distributions" in training["targets"]
+
+
 def test_store_fp16_halves_the_file_and_keeps_outputs(tmp_path):
     path = make_tiny_encoder(tmp_path)
     model = onnx.load(str(path))
