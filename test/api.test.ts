@@ -78,6 +78,8 @@ describe('analyze()', () => {
     }
     expect(events.at(-1)).toMatchObject({ type: 'stream.end', reason: 'stopped' });
     expect(events.filter((e) => e.type === 'track.end').every((e) => e.type === 'track.end' && e.reason === 'stream.end')).toBe(true);
+    // ffmpeg gets SIGTERM when the stream stops and SIGKILL 0.5 s later: it is gone within moments, not left behind
+    await waitFor('ffmpeg to end', () => ffmpegChildren().length === 0, 5_000).catch(() => undefined);
     expect(ffmpegChildren()).toEqual([]);
   });
 
