@@ -2,6 +2,7 @@
 // shared clips) through one LiveRunner for M minutes, with the real detector and models.
 //
 //   npx tsx bench/soak.ts --streams 2 --minutes 1 [--sample-fps 10] [--models dir] [--interval 10] [--detector-thread]
+//                         [--detect-interval N] [--in-flight N]
 //
 // Every `interval` seconds it prints RSS and, per stream, decoded / analysed / skipped fps over that interval;
 // at the end, end-to-end latency p50/p95 (a frame's wall-clock time → its face.observation accepted by the
@@ -37,6 +38,8 @@ const { values: args } = parseArgs({
     interval: { type: 'string', default: '10' },
     device: { type: 'string', default: 'cpu' },
     'detector-thread': { type: 'boolean', default: false },
+    'detect-interval': { type: 'string', default: '1' },
+    'in-flight': { type: 'string', default: '2' },
   },
 });
 const nStreams = Number(args.streams);
@@ -96,12 +99,16 @@ async function main(): Promise<void> {
   const onEvent = (e: TimelineEvent): void => {
     if (e.type === 'face.observation') latencies.push(Date.now() / 1000 - e.time);
   };
-  const runner = new LiveRunner({ detector, model, sinks: [new CountingSink()], metrics, log, onEvent });
+  // serve's `pipeline.detection.interval` (default 1: the detector on every frame)
+  const options = { detection: { interval: Number(args['detect-interval']) } };
+  // serve's bound on frames of all cameras inside the pipeline at once (admission.ts, default 2)
+  const maxFramesInFlight = Number(args['in-flight']);
+  const runner = new LiveRunner({ detector, model, sinks: [new CountingSink()], metrics, log, onEvent, options, maxFramesInFlight });
   for (const m of mounts) {
     runner.start(parseStreamConfig({ id: m.id, url: `rtsp://127.0.0.1:${port}/${m.id}`, ...(sampleFps === undefined ? {} : { sampleFps }) }));
   }
 
-  console.log(`soak: ${nStreams} streams × ${minutes} min, sample fps ${sampleFps ?? 'all'}, models ${modelsDir}, detector ${detector.name}`);
+  console.log(`soak: ${nStreams} streams × ${minutes} min, sample fps ${sampleFps ?? 'all'}, models ${modelsDir}, detector ${detector.name}, detect interval ${args['detect-interval']}, frames in flight ${args['in-flight']}`);
   console.log('t(s)  rss(MB)  ' + mounts.map((m) => `${m.id}: dec/ana/skip fps`).join('  '));
   const t0 = Date.now();
   let prev = new Map(runner.list().map((s) => [s.id, s]));

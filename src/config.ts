@@ -7,7 +7,7 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { kafkaSaslSchema, kafkaTlsSchema } from './kafka/security.js';
-import { batchOptionsSchema, pipelineOptionsSchema, type PipelineOptions } from './pipeline/options.js';
+import { LIVE_DETECT_INTERVAL, batchOptionsSchema, detectionOptionsSchema, pipelineOptionsSchema, type PipelineOptions } from './pipeline/options.js';
 
 const STREAM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
@@ -80,7 +80,11 @@ export const liveConfigSchema = z
     device: z.enum(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu').describe('execution provider for the models'),
     models: z.string().min(1).default('models').describe('folder with the encoder and CAFE head (see docs/models.md)'),
     batching: batchOptionsSchema.default({}).describe('the shared model stage: crops per call, deadline, calls in flight'),
-    pipeline: pipelineOptionsSchema.omit({ batch: true }).default({}).describe('tracker, smoothing, timeline, crop'),
+    pipeline: pipelineOptionsSchema
+      .omit({ batch: true })
+      .extend({ detection: detectionOptionsSchema.extend({ interval: detectionOptionsSchema.shape.interval.removeDefault().default(LIVE_DETECT_INTERVAL) }).default({}) })
+      .default({})
+      .describe('tracker, detection, smoothing, timeline, crop'),
     sinks: sinksSchema,
     http: httpSchema,
     reconnect: reconnectSchema,

@@ -16,6 +16,7 @@
 // is stopped until the workers' consumers crash out of their groups: a worker's /healthz answers 503
 // "unhealthy" naming the group, and once the broker is back it rejoins both groups by itself (restarts
 // counted in /metrics).
+import { LIVE_DETECT_INTERVAL } from '../src/pipeline/options.js';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -145,7 +146,7 @@ describe('file jobs on the worker group', () => {
       else unique.set(s.event.id, s.event);
     }
     const refPath = join(dir, 'ref.jsonl');
-    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'analyze', ...files, '--out', refPath, '--sample-fps', SAMPLE_FPS, '--detect-interval', '1', '--models', models, '--quiet'], { timeout: 240_000 });
+    execFileSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'analyze', ...files, '--out', refPath, '--sample-fps', SAMPLE_FPS, '--detect-interval', String(LIVE_DETECT_INTERVAL), '--models', models, '--quiet'], { timeout: 240_000 });
     const ref = readFileSync(refPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as TimelineEvent);
     assertValidEvents([...unique.values()]);
     assertValidEvents(done() as unknown as TimelineEvent[]);

@@ -8,7 +8,7 @@
 // consumer's pace, so a slow `for await` body pauses decoding (file sources are lossless) instead of queueing.
 import { basename } from 'node:path';
 import { CafeStreamError, ConfigError } from '../errors.js';
-import { AdmissionGate } from '../ingest/admission.js';
+import { AdmissionGate, LIVE_FRAMES_IN_FLIGHT } from '../ingest/admission.js';
 import { type InputItem, expandInputs, isMultiInput } from '../ingest/inputs.js';
 import { openMediaSource } from '../ingest/image-source.js';
 import { createRtspSource, redactUrl } from '../ingest/rtsp-source.js';
@@ -18,7 +18,7 @@ import { loadExpressionModel, type ExpressionModel } from '../model/expression-m
 import type { FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
 import { eventBase } from '../pipeline/events.js';
-import { FILE_DETECT_INTERVAL, type PipelineOptionsInput } from '../pipeline/options.js';
+import { FILE_DETECT_INTERVAL, LIVE_DETECT_INTERVAL, type PipelineOptionsInput } from '../pipeline/options.js';
 import { type Pipeline, createPipeline } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
 import type {
@@ -74,7 +74,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
   let livePipeline: Pipeline | undefined;
   let closing: Promise<void> | undefined;
   // live cameras share one bound on frames in flight, as in `cafe-stream live`
-  const gate = new AdmissionGate(2);
+  const gate = new AdmissionGate(LIVE_FRAMES_IN_FLIGHT);
 
   const router: Sink = {
     name: 'analyzer',
@@ -111,7 +111,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
     if (existing !== undefined) return existing;
     const pipelineOptions: PipelineOptionsInput = {
       batch: { maxBatch: o.batchSize, maxWaitMs: o.batchMs },
-      ...(kind === 'file' ? { detection: { interval: o.detectInterval } } : {}),
+      detection: { interval: kind === 'file' ? o.detectInterval : LIVE_DETECT_INTERVAL },
     };
     const p = createPipeline({
       detector: kind === 'file' ? withPhotoRetry(loaded.detector, (id) => photoStreams.has(id)) : loaded.detector,

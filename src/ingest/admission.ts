@@ -4,6 +4,14 @@
 // longest. Without a shared bound every camera keeps its own frames in flight, the detector and the model stage
 // queue them all, and latency grows with the number of cameras; with it, latency stays near one frame's
 // processing time however many cameras there are, and the excess is dropped at the source, where it is counted.
+/**
+ * The shared bound of `serve`, `watch` and `worker` (LiveRunner, the library's analyzer). With at most one frame
+ * per camera in the pipeline, 8 means one per camera up to 8 cameras: enough for the model stage to batch the
+ * cameras' faces into one call (bench/soak.ts, 8 cameras at 5 Hz: mean batch 1.5 at a bound of 2, 2.7 at 8;
+ * p95 latency 291 → 238 ms with the detector on every third frame).
+ */
+export const LIVE_FRAMES_IN_FLIGHT = 8;
+
 export class AdmissionGate {
   readonly capacity: number;
   #free: number;

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { ConfigError, errorLine } from '../errors.js';
 import type { LiveMetrics } from '../http/metrics.js';
 import type { StreamControl, StreamView } from '../http/server.js';
-import { AdmissionGate } from '../ingest/admission.js';
+import { AdmissionGate, LIVE_FRAMES_IN_FLIGHT } from '../ingest/admission.js';
 import { createRtspSource, redactUrl, type RtspBackoff, type RtspSource, type SourceStatus } from '../ingest/rtsp-source.js';
 import { parseStreamConfig, type StreamConfig } from '../config.js';
 import type { Sink, SpellReplaces, StreamOfflineEvent, StreamOnlineEvent, TimelineEvent } from '../types.js';
@@ -28,7 +28,7 @@ export interface LiveRunnerParams {
   createSource?: (cfg: StreamConfig) => RtspSource;
   /** every event that reached the sinks (pipeline events and stream.online/offline). */
   onEvent?: (event: TimelineEvent) => void;
-  /** frames of all cameras together inside the pipeline at once (admission.ts); default 2. */
+  /** frames of all cameras together inside the pipeline at once (admission.ts); default LIVE_FRAMES_IN_FLIGHT (8). */
   maxFramesInFlight?: number;
 }
 
@@ -60,7 +60,7 @@ export class LiveRunner implements StreamControl {
 
   constructor(params: LiveRunnerParams) {
     this.#p = params;
-    this.#gate = new AdmissionGate(params.maxFramesInFlight ?? 2);
+    this.#gate = new AdmissionGate(params.maxFramesInFlight ?? LIVE_FRAMES_IN_FLIGHT);
     const { metrics } = params;
     const model = params.model;
     const metered: ExpressionModelPort = {

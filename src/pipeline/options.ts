@@ -28,9 +28,17 @@ export const detectionOptionsSchema = z
 /**
  * `analyze`'s default detection interval for files, chosen with bench/detect-interval.ts on the shared clips
  * (BENCHMARKS.md): the detector runs on a third of the frames or fewer and recall stays within a point of
- * detecting every frame. Live streams default to 1 (serve's `detectInterval` key).
+ * detecting every frame. Live streams: LIVE_DETECT_INTERVAL.
  */
 export const FILE_DETECT_INTERVAL = 3;
+
+/**
+ * The live default (`serve`, `watch`, `worker`: `pipeline.detection.interval`), chosen with bench/soak.ts
+ * (BENCHMARKS.md): with the detector on every third frame and the shared frame bound at 8, eight 5 Hz cameras
+ * are served in full on two cores (interval 1: capacity 6.5 cameras at the same bound). The tracker carries
+ * the faces in between and detects early for a new face, drift, a face leaving or motion away from the faces.
+ */
+export const LIVE_DETECT_INTERVAL = 3;
 
 export const smoothingOptionsSchema = z
   .object({
