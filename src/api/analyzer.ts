@@ -10,6 +10,7 @@ import { basename } from 'node:path';
 import { CafeStreamError, ConfigError } from '../errors.js';
 import { AdmissionGate, LIVE_FRAMES_IN_FLIGHT } from '../ingest/admission.js';
 import { type InputItem, expandInputs, isMultiInput } from '../ingest/inputs.js';
+import { framesPendingFor } from '../ingest/file-source.js';
 import { openMediaSource } from '../ingest/image-source.js';
 import { createRtspSource, redactUrl } from '../ingest/rtsp-source.js';
 import { defaultModelsDir } from '../paths.js';
@@ -166,7 +167,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
         try {
           let opened;
           try {
-            opened = await openMediaSource({ path: item.path, streamId, maxPending: Math.min(64, Math.max(8, o.batchSize + 8)), ...(opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }) });
+            opened = await openMediaSource({ path: item.path, streamId, maxPending: framesPendingFor(o.batchSize), ...(opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }) });
             // probe first: a missing or broken file fails in milliseconds, before seconds of model loading
             await opened.source.info();
             if (left || stopped) return undefined;

@@ -135,26 +135,19 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
     detector = needDetector
       ? await (clipSets.length > 0 ? loadFaceDetectorThread : loadFaceDetector)({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) })
       : undefined;
-    let classifier: CropClassifier;
-    let cropSize: number;
+    // clips need our model even with a peer: it runs the timeline whose main track the peer reads
+    const m = opts.peer === undefined || clipSets.length > 0 ? (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info })) : undefined;
+    // a peer reads the crops our models would read: same size, same framing
+    const cropSize = m?.cropSize ?? cropSizeOf(await resolveModelSet(opts.models));
     if (opts.peer !== undefined) {
-      // a peer reads the crops our models would read: same size, same framing
-      cropSize = cropSizeOf(await resolveModelSet(opts.models));
-      peer = classifier = await loadPeer(opts.peer);
-      info(`peer ${classifier.name} on the crops of ${opts.models}`);
+      peer = await loadPeer(opts.peer);
+      info(`peer ${peer.name} on the crops of ${opts.models}`);
     }
-    if (opts.peer === undefined || clipSets.length > 0) {
-      // clips need our model even with a peer: it runs the timeline whose main track the peer reads
-      const m = (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info }));
-      cropSize = m.cropSize;
-      classifier ??= {
-        name: 'cafe-stream',
-        classify: (crops) => m.infer(crops.map((c) => ({ streamId: 'evaluate', frameId: 0, pts: 0, trackId: '', box: { x: 0, y: 0, width: 0, height: 0 }, size: c.size, rgb: Buffer.from(c.rgb.buffer, c.rgb.byteOffset, c.rgb.byteLength) }))),
-        close: () => m.close(),
-      };
-    }
-    classifier = classifier!;
-    cropSize = cropSize!;
+    const classifier: CropClassifier = peer ?? {
+      name: 'cafe-stream',
+      classify: (crops) => m!.infer(crops.map((c) => ({ streamId: 'evaluate', frameId: 0, pts: 0, trackId: '', box: { x: 0, y: 0, width: 0, height: 0 }, size: c.size, rgb: Buffer.from(c.rgb.buffer, c.rgb.byteOffset, c.rgb.byteLength) }))),
+      close: () => m!.close(),
+    };
     if (opts.saveCrops !== undefined) {
       exporter = new CropExporter(opts.saveCrops);
       info(`writing face crops to ${opts.saveCrops} (--save-crops)`);

@@ -5,7 +5,7 @@
 // more observations). Also reported: the argmax of that track's mean probabilities, and, with a peer, the peer's
 // reading of the very crops our model read on that track (same sampled frames, same faces, same framing).
 import { errorLine } from '../errors.js';
-import { createFileSource } from '../ingest/file-source.js';
+import { createFileSource, framesPendingFor } from '../ingest/file-source.js';
 import type { FaceDetector } from '../model/face-detector.js';
 import { FILE_DETECT_INTERVAL, type PipelineOptionsInput } from '../pipeline/options.js';
 import type { ExpressionModelPort } from '../pipeline/ports.js';
@@ -89,38 +89,39 @@ export async function evaluateClips(p: EvaluateClipsParams): Promise<ClipSetResu
     if (p.peer !== undefined) peerClips.push(await readWithPeer(p.peer, sample, result, crops));
     p.onClip?.(result, index++, p.dataset.samples.length);
   }
-  const outcomes = (pick: (c: ClipResult) => Expression | undefined): Outcome[] =>
-    clips.map((c) => {
-      const predicted = pick(c);
-      return predicted === undefined ? { label: c.label } : { label: c.label, predicted };
-    });
-  const sinkCount = (rows: { label: Expression; predicted?: Expression }[]): number =>
-    rows.filter((r) => r.label !== 'neutral' && r.predicted === 'neutral').length;
+  const ours = outcomesOf(clips, (c) => c.dominant);
   const result: ClipSetResult = {
     clips,
-    metrics: scoreOutcomes(outcomes((c) => c.dominant)),
-    meanMetrics: scoreOutcomes(outcomes((c) => c.meanArgmax)),
-    nonNeutralAsNeutral: sinkCount(clips.map((c) => ({ label: c.label, ...(c.dominant ? { predicted: c.dominant } : {}) }))),
+    metrics: scoreOutcomes(ours),
+    meanMetrics: scoreOutcomes(outcomesOf(clips, (c) => c.meanArgmax)),
+    nonNeutralAsNeutral: neutralSinks(ours),
     nonNeutral: clips.filter((c) => c.label !== 'neutral').length,
     noFace: clips.filter((c) => c.error === undefined && c.tracks === 0).length,
     unreadable: clips.filter((c) => c.error !== undefined && c.frames === 0).map((c) => ({ source: c.source, reason: c.error! })),
   };
   if (p.peer !== undefined) {
-    const peerOutcomes = (pick: (c: PeerClipResult) => Expression | undefined): Outcome[] =>
-      peerClips.map((c) => {
-        const predicted = pick(c);
-        return predicted === undefined ? { label: c.label } : { label: c.label, predicted };
-      });
+    const theirs = outcomesOf(peerClips, (c) => c.frequent);
     result.peer = {
       name: p.peer.name,
       clips: peerClips,
-      metrics: scoreOutcomes(peerOutcomes((c) => c.frequent)),
-      meanMetrics: scoreOutcomes(peerOutcomes((c) => c.meanArgmax)),
-      nonNeutralAsNeutral: sinkCount(peerClips.map((c) => ({ label: c.label, ...(c.frequent ? { predicted: c.frequent } : {}) }))),
+      metrics: scoreOutcomes(theirs),
+      meanMetrics: scoreOutcomes(outcomesOf(peerClips, (c) => c.meanArgmax)),
+      nonNeutralAsNeutral: neutralSinks(theirs),
     };
   }
   return result;
 }
+
+/** One outcome per clip: its label and what `pick` read (none when no face was tracked or the clip failed). */
+function outcomesOf<T extends { label: Expression }>(rows: readonly T[], pick: (row: T) => Expression | undefined): Outcome[] {
+  return rows.map((r) => {
+    const predicted = pick(r);
+    return predicted === undefined ? { label: r.label } : { label: r.label, predicted };
+  });
+}
+
+/** Non-neutral clips read as neutral. */
+const neutralSinks = (outcomes: readonly Outcome[]): number => outcomes.filter((o) => o.label !== 'neutral' && o.predicted === 'neutral').length;
 
 /** The track a viewer would call the clip's subject: seen longest, then most observed. */
 export function mainTrack(tracks: readonly TrackEndEvent[]): TrackEndEvent | undefined {
@@ -155,9 +156,7 @@ async function runClip(
     if (list === undefined) crops.set(c.trackId, (list = []));
     list.push({ ...c, rgb: Buffer.from(c.rgb) });
   };
-  // as analyze: enough frames out to fill a batch from one face, few enough to bound memory
-  const maxPending = Math.min(64, Math.max(8, (p.maxBatch ?? 16) + 8));
-  const source = createFileSource({ path: sample.source, maxPending, ...(p.sampleFps === undefined ? {} : { sampleFps: p.sampleFps }) });
+  const source = createFileSource({ path: sample.source, maxPending: framesPendingFor(p.maxBatch ?? 16), ...(p.sampleFps === undefined ? {} : { sampleFps: p.sampleFps }) });
   const summary = await runPipeline({ sources: [source], detector: p.detector, model: p.model, sinks: [sink], options, ...(onCrop ? { onCrop } : {}) });
   const stream = summary.streams[0];
   const main = mainTrack(summary.tracks);

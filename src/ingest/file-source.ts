@@ -30,6 +30,14 @@ export interface FileSourceOptions {
   killGraceMs?: number;
 }
 
+/**
+ * The frame window `analyze` gives a file source: enough frames out to fill a model batch from a single face,
+ * few enough to bound memory (a 1080p frame is 6 MB).
+ */
+export function framesPendingFor(batchSize: number): number {
+  return Math.min(64, Math.max(8, batchSize + 8));
+}
+
 /** Rate used when the container states none (rare): frames are resampled to it so pts stay exact. */
 const FALLBACK_FPS = 25;
 const STDERR_TAIL_LINES = 20;
