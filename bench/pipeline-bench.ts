@@ -1,4 +1,4 @@
-// npm run bench [-- video.mp4] [--clip clip.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--batch-size N]
+// npm run bench [-- video.mp4] [--clip clip.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--precision auto|int8|float] [--batch-size N]
 //                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--ort-threads N]
 //                 [--face-api-frames N] [--no-face-api] [--json]
 //
@@ -7,7 +7,7 @@
 //   detector-only face detection on frames already decoded (decoding not counted)       frames/s, per call
 //   detector stage the same frames through the detection schedule at --detect-interval  frames/s
 //   model stage   real face crops through the batched model stage (batch.ts + infer)    crops/s (and frames/s
-//                 at this video's faces per frame)
+//                 at this video's faces per frame); with the int8 encoder, also the float one on the same crops
 //   end-to-end    runPipeline with a sink that discards events                         frames/s
 // and end-to-end ÷ the slowest stage (in frames/s): how much of the slowest stage's speed the pipeline keeps.
 // On `clip` (default d3.mp4: one face, 30 fps, 11.8 s), as a user runs it:
@@ -18,12 +18,13 @@
 //                 over the clip: frames/s, our every-frame fps ÷ theirs, and recall: frames where face-api finds
 //                 a face (score ≥ 0.5) and our every-frame run reports none overlapping it (IoU ≥ 0.3).
 // Default models: the shipped ones in models/.
+import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
-import { CPU_INTRA_OP_THREADS, loadExpressionModel } from '../src/model/expression-model.js';
+import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector } from '../src/model/face-detector.js';
@@ -47,6 +48,7 @@ interface Args {
   baseline: boolean;
   models: string;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  precision: 'auto' | 'float' | 'int8';
   batchSize: number;
   maxFrames: number;
   json: boolean;
@@ -59,6 +61,7 @@ function parseCli(argv: string[]): Args {
     options: {
       models: { type: 'string' },
       device: { type: 'string', default: 'cpu' },
+      precision: { type: 'string', default: 'auto' },
       'batch-size': { type: 'string', default: '16' },
       frames: { type: 'string', default: '300' },
       clip: { type: 'string' },
@@ -83,6 +86,7 @@ function parseCli(argv: string[]): Args {
     baseline: values['no-baseline'] !== true,
     models: values.models ?? join(root, 'models'),
     device: values.device as Args['device'],
+    precision: values.precision as Args['precision'],
     batchSize: Number(values['batch-size']),
     maxFrames: Number(values.frames),
     json: values.json === true,
@@ -120,7 +124,7 @@ async function main(): Promise<void> {
 
   const [detector, model] = await Promise.all([
     args.detectorThread ? loadFaceDetectorThread() : loadFaceDetector(),
-    loadExpressionModel({ modelsDir: args.models, device: args.device, log, ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) }),
+    loadExpressionModel({ modelsDir: args.models, device: args.device, precision: args.precision, log, ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) }),
   ]);
   const opts = resolvePipelineOptions({ batch: { maxBatch: args.batchSize }, detection: { interval: args.detectInterval } });
 
@@ -158,13 +162,22 @@ async function main(): Promise<void> {
       crops.push({ streamId: 'bench', frameId: f.frameId, pts: f.pts, trackId: 't1', box: d.box, size: model.cropSize, rgb: await cropFace(f, d.box, model.cropSize, opts.crop.scale) });
     }
   }
-  let modelCropsPerSecond = NaN;
-  if (crops.length > 0) {
-    const work = Array.from({ length: Math.max(256, crops.length) }, (_, i) => crops[i % crops.length]!);
-    await model.infer(work.slice(0, args.batchSize)); // warm-up
-    t0 = performance.now();
-    await lastValueFrom(from(work).pipe(infer(model, opts.batch), toArray()));
-    modelCropsPerSecond = work.length / seconds(t0);
+  const work = Array.from({ length: crops.length > 0 ? Math.max(256, crops.length) : 0 }, (_, i) => crops[i % crops.length]!);
+  const stageRate = async (m: ExpressionModel): Promise<number> => {
+    if (work.length === 0) return NaN;
+    await m.infer(work.slice(0, args.batchSize)); // warm-up
+    const t = performance.now();
+    await lastValueFrom(from(work).pipe(infer(m, opts.batch), toArray()));
+    return work.length / seconds(t);
+  };
+  const modelCropsPerSecond = await stageRate(model);
+  // the float encoder on the same crops, when it is here (scripts/setup-trainer.sh builds it): the int8 gain
+  let floatCropsPerSecond = NaN;
+  if (model.precision === 'int8' && existsSync(join(args.models, 'encoder-faceres-emotion-faceapi.onnx'))) {
+    const floatModel = await loadExpressionModel({ modelsDir: args.models, device: args.device, precision: 'float', ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) });
+    floatCropsPerSecond = await stageRate(floatModel);
+    await floatModel.close();
+    log(`model stage, float encoder: ${floatCropsPerSecond.toFixed(1)} crops/s`);
   }
   const modelFps = facesPerFrame > 0 ? modelCropsPerSecond / facesPerFrame : Infinity;
   log(`model stage: ${modelCropsPerSecond.toFixed(1)} crops/s (${Number.isFinite(modelFps) ? modelFps.toFixed(1) : '∞'} frames/s at this video's faces per frame)`);
@@ -283,7 +296,9 @@ async function main(): Promise<void> {
     detectorStageFps: round(detectStageFps),
     detectorShare: Number(detectorShare.toFixed(3)),
     ortThreads: args.ortThreads ?? CPU_INTRA_OP_THREADS,
+    precision: model.precision,
     modelCropsPerSecond: round(modelCropsPerSecond),
+    floatModelCropsPerSecond: round(floatCropsPerSecond),
     facesPerFrame: round(facesPerFrame),
     endToEndFps: round(e2eFps),
     slowestStage: slowest[0],
@@ -315,7 +330,10 @@ async function main(): Promise<void> {
     ['decode-only', `${result.decodeFps} frames/s`],
     ['detector-only', `${result.detectorFps} frames/s (one call per frame)`],
     ['detector stage', `${result.detectorStageFps} frames/s at --detect-interval ${result.detectInterval} (detector on ${(100 * result.detectorShare).toFixed(0)} % of frames)`],
-    ['model stage (batched)', `${result.modelCropsPerSecond} crops/s at batch ${result.batchSize} (${result.facesPerFrame} faces/frame)`],
+    ['model stage (batched)', `${result.modelCropsPerSecond} crops/s at batch ${result.batchSize}, ${result.precision} encoder (${result.facesPerFrame} faces/frame)`],
+    ...(Number.isFinite(floatCropsPerSecond)
+      ? ([['model stage, float encoder', `${result.floatModelCropsPerSecond} crops/s; int8 / float = ${(modelCropsPerSecond / floatCropsPerSecond).toFixed(2)}`]] as [string, string][])
+      : []),
     ['end-to-end', `${result.endToEndFps} frames/s`],
     ['end-to-end / slowest', `${result.ratioEndToEndToSlowest} (slowest: ${result.slowestStage})`],
     ...(args.baseline

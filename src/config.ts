@@ -78,6 +78,7 @@ export const liveConfigSchema = z
   .object({
     streams: z.array(streamConfigSchema).max(256).default([]),
     device: z.enum(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu').describe('execution provider for the models'),
+    precision: z.enum(['auto', 'float', 'int8']).default('auto').describe('encoder copy: auto (int8 on the CPU, float on a GPU), int8 or float'),
     models: z.string().min(1).default('models').describe('folder with the encoder and CAFE head (see docs/models.md)'),
     batching: batchOptionsSchema.default({}).describe('the shared model stage: crops per call, deadline, calls in flight'),
     pipeline: pipelineOptionsSchema

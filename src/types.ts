@@ -291,6 +291,9 @@ export interface AnalyzerOptions {
   models?: string;
   /** default 'auto'. */
   device?: Device;
+  /** which encoder copy runs: default 'auto' (the int8 copy on the CPU, the float encoder on a GPU); 'float' needs
+   * the float encoder, which the package does not ship (built by the trainer's `import-encoder`). */
+  precision?: 'auto' | 'float' | 'int8';
   /** face detector: 'full' range (faces up to ~5 m, default) or 'short' (~2 m, faster). */
   detector?: 'short' | 'full';
   /** also detect on a 2×2 grid of tiles (smaller faces, ~5× slower detection). */

@@ -1,4 +1,4 @@
-// The shipped models in models/ (encoder-faceres-emotion-faceapi + cafe-head, exported by the trainer). These must exist in
+// The shipped models in models/ (the int8 copy of encoder-faceres-emotion-faceapi + cafe-head, exported by the trainer). These must exist in
 // the repository: a missing or broken model set fails here, it is never skipped.
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -55,18 +55,29 @@ async function meanOver(from: number, to: number): Promise<Float32Array> {
 }
 
 describe('default models (models/)', () => {
-  it('ships encoder-faceres-emotion-faceapi.onnx and cafe-head.onnx, manifests that check out, 16 MB at most', async () => {
+  it('ships the int8 encoder and cafe-head.onnx, manifests that check out, 16 MB at most; picks int8 on cpu, float when asked', async () => {
+    const shipped = ['encoder-faceres-emotion-faceapi-int8.onnx', 'encoder-faceres-emotion-faceapi-int8.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json', 'MODEL_CARD.md'];
+    // every retrain adds the whole file to git history, and a checkout carried to a lent GPU needs room; the float
+    // encoder beside them is built by scripts/setup-trainer.sh and is not shipped (package.json `files`, .gitignore)
     let total = 0;
-    for (const f of ['encoder-faceres-emotion-faceapi.onnx', 'encoder-faceres-emotion-faceapi.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json']) {
+    for (const f of shipped) {
       expect(existsSync(join(modelsDir, f)), `models/${f}`).toBe(true);
+      total += statSync(join(modelsDir, f)).size;
     }
-    // every retrain adds the whole file to git history, and a checkout carried to a lent GPU needs room
-    for (const f of readdirSync(modelsDir)) total += statSync(join(modelsDir, f)).size;
+    expect(readdirSync(modelsDir).filter((f) => !shipped.includes(f)).sort()).toEqual(
+      readdirSync(modelsDir).filter((f) => f.startsWith('encoder-faceres-emotion-faceapi.onnx')).sort(),
+    );
     expect(total).toBeLessThanOrEqual(16 * 1024 * 1024);
     const set = await resolveModelSet(modelsDir);
+    expect(set.precision).toBe('int8');
     expect(set.head.modelPath).toBe(join(modelsDir, 'cafe-head.onnx'));
-    expect(set.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres-emotion-faceapi.onnx'));
+    expect(set.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres-emotion-faceapi-int8.onnx'));
+    expect(set.encoder.manifest.quantized_from?.sha256).toBe(set.head.manifest.encoder.sha256);
     expect(set.head.manifest.output.classes).toEqual(EXPRESSIONS);
+    expect(model.precision).toBe('int8');
+    const onGpu = await resolveModelSet(modelsDir, 'auto', 'cuda');
+    expect(onGpu.precision).toBe('float');
+    expect(onGpu.encoder.modelPath).toBe(join(modelsDir, 'encoder-faceres-emotion-faceapi.onnx'));
   });
 
   it('loads on cpu and reads a batch of face crops into probability vectors', async () => {

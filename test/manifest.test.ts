@@ -65,6 +65,52 @@ describe('model manifests', () => {
     rmSync(dir, { recursive: true });
   });
 
+  /** An "int8 copy" of the tiny encoder: the same graph under another name, its manifest naming the float file. */
+  function addInt8Copy(dir: string, from = 'encoder-tiny.onnx'): string {
+    const copy = join(dir, 'encoder-tiny-int8.onnx');
+    writeFileSync(copy, readFileSync(join(dir, 'encoder-tiny.onnx')));
+    const m = JSON.parse(readFileSync(join(dir, 'encoder-tiny.onnx.json'), 'utf8')) as Record<string, any>;
+    const sha = JSON.parse(readFileSync(join(dir, 'head-tiny.onnx.json'), 'utf8'))['encoder']['sha256'] as string;
+    writeFileSync(`${copy}.json`, JSON.stringify({ ...m, name: 'tiny-int8', file: 'encoder-tiny-int8.onnx', quantized_from: { file: from, sha256: sha } }));
+    return copy;
+  }
+
+  it('picks the int8 copy on the cpu and the float encoder on a GPU or when asked; each alone when only it is there', async () => {
+    const dir = await tinyModelsCopy();
+    const copy = addInt8Copy(dir);
+    const float = join(dir, 'encoder-tiny.onnx');
+    expect((await resolveModelSet(dir)).encoder.modelPath).toBe(copy);
+    expect((await resolveModelSet(dir, 'auto', 'cpu')).precision).toBe('int8');
+    expect((await resolveModelSet(dir, 'auto', 'cuda')).encoder.modelPath).toBe(float);
+    expect((await resolveModelSet(dir, 'float')).precision).toBe('float');
+    rmSync(float);
+    expect((await resolveModelSet(dir, 'auto', 'cuda')).encoder.modelPath).toBe(copy);
+    const err = await failure(resolveModelSet(dir, 'float'));
+    expect(err.code).toBe('CS_ERR_MODEL_LOAD');
+    expect(err.message).toContain(float);
+    expect(err.message).toContain('trainer import-encoder');
+    rmSync(dir, { recursive: true });
+  });
+
+  it('asked for int8, refuses a folder without a copy quantised from the head\'s encoder, naming quantize-encoder', async () => {
+    const dir = await tinyModelsCopy();
+    const err = await failure(resolveModelSet(dir, 'int8'));
+    expect(err.code).toBe('CS_ERR_MODEL_LOAD');
+    expect(err.message).toContain('quantize-encoder');
+    // a copy of another encoder (its quantized_from names another sha256) is not taken for this head's
+    const copy = addInt8Copy(dir);
+    editJson(`${copy}.json`, (m) => (m['quantized_from']['sha256'] = 'f'.repeat(64)));
+    expect((await resolveModelSet(dir)).precision).toBe('float');
+    await failure(resolveModelSet(dir, 'int8'));
+    // and a copy whose bytes changed after quantisation is refused, not run
+    editJson(`${copy}.json`, (m) => (m['quantized_from']['sha256'] = JSON.parse(readFileSync(join(dir, 'head-tiny.onnx.json'), 'utf8'))['encoder']['sha256']));
+    writeFileSync(copy, Buffer.concat([readFileSync(copy), Buffer.from([0])]));
+    const tampered = await failure(resolveModelSet(dir));
+    expect(tampered.code).toBe('CS_ERR_MODEL_MANIFEST');
+    expect(tampered.message).toContain(copy);
+    rmSync(dir, { recursive: true });
+  });
+
   it('names a manifest that is not JSON', async () => {
     const dir = await tinyModelsCopy();
     const path = join(dir, 'head-tiny.onnx.json');

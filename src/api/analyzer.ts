@@ -49,6 +49,7 @@ export interface Analyzer {
 }
 
 const DEVICES = ['auto', 'cpu', 'cuda', 'webgpu'];
+const PRECISIONS = ['auto', 'float', 'int8'];
 const DETECTORS = ['short', 'full'];
 /** Errors after which every later input would fail the same way. */
 const FATAL_CODES = ['CS_ERR_MODEL_LOAD', 'CS_ERR_MODEL_MANIFEST', 'CS_ERR_INFERENCE', 'CS_ERR_CONFIG'];
@@ -95,7 +96,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
       const [detector, model] = await Promise.allSettled([
         // on its own thread, so detection runs beside the model instead of taking turns (detector-thread.ts)
         loadFaceDetectorThread({ model: o.detector, ...(o.tile ? { tile: true } : {}) }),
-        loadExpressionModel({ modelsDir: o.models, device: o.device, log }),
+        loadExpressionModel({ modelsDir: o.models, device: o.device, precision: o.precision, log }),
       ]);
       if (detector.status === 'fulfilled' && model.status === 'fulfilled') return { detector: detector.value, model: model.value };
       if (detector.status === 'fulfilled') await detector.value.close();
@@ -386,6 +387,7 @@ function defaultStreamId(url: string): string {
 interface CheckedOptions {
   models: string;
   device: NonNullable<AnalyzerOptions['device']>;
+  precision: NonNullable<AnalyzerOptions['precision']>;
   detector: NonNullable<AnalyzerOptions['detector']>;
   tile: boolean;
   batchSize: number;
@@ -395,10 +397,12 @@ interface CheckedOptions {
 
 /** Options are checked once, here: a typo fails at creation, not on the first input. */
 function checkOptions(options: AnalyzerOptions): CheckedOptions {
-  const known = ['models', 'device', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'log'];
+  const known = ['models', 'device', 'precision', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'log'];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw new ConfigError(k, `unknown analyzer option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
   const device = options.device ?? 'auto';
   if (!DEVICES.includes(device)) throw new ConfigError('device', `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
+  const precision = options.precision ?? 'auto';
+  if (!PRECISIONS.includes(precision)) throw new ConfigError('precision', `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
   const detector = options.detector ?? 'full';
   if (!DETECTORS.includes(detector)) throw new ConfigError('detector', `detector must be 'short' or 'full', got ${JSON.stringify(detector)}`);
   const int = (key: string, v: number | undefined, dflt: number, min: number): number => {
@@ -411,6 +415,7 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
   return {
     models: options.models ?? defaultModelsDir(),
     device,
+    precision,
     detector,
     tile: options.tile === true,
     batchSize: int('batchSize', options.batchSize, 16, 1),

@@ -9,6 +9,7 @@ export interface AnalyzeCliOptions {
   out?: string;
   sampleFps?: number;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  precision?: 'auto' | 'float' | 'int8';
   models: string;
   batchSize: number;
   batchMs: number;
@@ -27,6 +28,7 @@ export function analyzerOptions(opts: AnalyzeCliOptions, log: (line: string) => 
   return {
     models: opts.models,
     device: opts.device,
+    ...(opts.precision ? { precision: opts.precision } : {}),
     detector: opts.detector,
     ...(opts.tile ? { tile: true } : {}),
     batchSize: opts.batchSize,

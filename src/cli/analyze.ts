@@ -33,6 +33,7 @@ export function register(program: Command): void {
   cmd
     .option('--sample-fps <n>', 'analyse at most n frames per second of video (default: every frame)', positiveNumber)
     .addOption(new Option('--device <device>', 'where the expression models run (auto: a GPU when one works, else CPU)').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
+    .addOption(new Option('--precision <p>', 'encoder copy: int8 (CPU default, 1.6x faster), float (GPU default; built by the trainer), auto').choices(['auto', 'float', 'int8']).default('auto'))
     .option('--models <dir>', 'folder with the encoder and head .onnx files and their manifests', defaultModelsDir())
     .option('--batch-size <n>', 'face crops per model call (across all faces)', positiveInteger, 16)
     .option('--batch-ms <ms>', 'a batch leaves after this long even if not full', nonNegativeNumber, 30)

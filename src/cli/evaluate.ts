@@ -21,6 +21,7 @@ import { defaultModelsDir } from './paths.js';
 export interface EvaluateOptions {
   models: string;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  precision: 'auto' | 'float' | 'int8';
   detector: 'short' | 'full';
   tile?: boolean;
   asCrops?: boolean;
@@ -40,6 +41,7 @@ export function register(program: Command): void {
     .argument('<sets...>', 'labelled sets as [name=]layout:path (layouts: taiwanese, csv, folder, ferplus, clips)')
     .option('--models <dir>', 'folder with the encoder and head .onnx files and their manifests', defaultModelsDir())
     .addOption(new Option('--device <device>', 'where the expression models run').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
+    .addOption(new Option('--precision <p>', 'encoder copy, as for analyze: auto, int8 or float').choices(['auto', 'float', 'int8']).default('auto'))
     .addOption(new Option('--detector <model>', "face detector, as for analyze: 'full' or 'short'").choices(['short', 'full']).default('full'))
     .option('--tile', 'also detect on a 2x2 grid of tiles, as for analyze')
     .option('--as-crops', 'the images are face crops already: no detector, the whole image is the crop')
@@ -136,7 +138,7 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
       ? await (clipSets.length > 0 ? loadFaceDetectorThread : loadFaceDetector)({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) })
       : undefined;
     // clips need our model even with a peer: it runs the timeline whose main track the peer reads
-    const m = opts.peer === undefined || clipSets.length > 0 ? (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, log: info })) : undefined;
+    const m = opts.peer === undefined || clipSets.length > 0 ? (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, precision: opts.precision, log: info })) : undefined;
     // a peer reads the crops our models would read: same size, same framing
     const cropSize = m?.cropSize ?? cropSizeOf(await resolveModelSet(opts.models));
     if (opts.peer !== undefined) {

@@ -211,7 +211,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
     // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
     detector = await loadFaceDetectorThread();
-    const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, log: (m: string) => log.info(m) });
+    const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     runner = new LiveRunner({
       detector,

@@ -4,7 +4,7 @@
 
 import { InferenceError, ModelError, errorLine } from '../errors.js';
 import { EXPRESSIONS, type Expression, type FaceCrop } from '../types.js';
-import { resolveModelSet, type LocatedManifest, type ModelSet } from './manifest.js';
+import { resolveModelSet, type EncoderPrecision, type LocatedManifest, type ModelSet, type Precision } from './manifest.js';
 import { ort, createSession, withProvider, type Device, type Provider } from './onnx-runtime.js';
 import { ImagePreprocessor } from './preprocess.js';
 
@@ -15,6 +15,8 @@ export interface ExpressionModelOptions {
   device?: Device;
   /** intra-op threads per session; default on cpu: CPU_INTRA_OP_THREADS; on a GPU: onnxruntime's. */
   threads?: number;
+  /** which encoder copy runs; default 'auto': the int8 copy on the CPU, the float encoder on a GPU. */
+  precision?: Precision;
   /** receives one line saying which models run on which provider (and which providers failed). */
   log?: (line: string) => void;
 }
@@ -25,18 +27,24 @@ export interface ExpressionModel {
   readonly cropSize: number;
   /** the execution provider that runs both models: 'cpu' | 'cuda' | 'webgpu'. */
   readonly provider: string;
+  /** which encoder runs: 'float' (the one the head was trained on) or 'int8' (quantised from it). */
+  readonly precision: EncoderPrecision;
   /** per crop, probabilities in EXPRESSIONS order; one batched run of each model for the whole call. */
   infer(crops: FaceCrop[]): Promise<Float32Array[]>;
   close(): Promise<void>;
 }
 
 export async function loadExpressionModel(opts: ExpressionModelOptions): Promise<ExpressionModel> {
-  const set = await resolveModelSet(opts.modelsDir);
-  const choice = await withProvider(opts.device ?? 'auto', (provider) => openSessions(set, provider, opts.threads));
-  const model = new OnnxExpressionModel(set, choice.provider, choice.value);
+  // Resolved per provider: which encoder copy runs depends on where it runs.
+  const choice = await withProvider(opts.device ?? 'auto', async (provider) => {
+    const set = await resolveModelSet(opts.modelsDir, opts.precision ?? 'auto', provider);
+    return { set, sessions: await openSessions(set, provider, opts.threads) };
+  });
+  const { set, sessions } = choice.value;
+  const model = new OnnxExpressionModel(set, choice.provider, sessions);
   const failed = choice.failed.map((f) => `${f.provider}: ${f.error}`).join('; ');
   opts.log?.(
-    `expression model ${set.head.manifest.name} + encoder ${set.encoder.manifest.name} on ${choice.provider}` +
+    `expression model ${set.head.manifest.name} + encoder ${set.encoder.manifest.name} (${set.precision}) on ${choice.provider}` +
       `${failed ? ` (not available: ${failed})` : ''}`,
   );
   return model;
@@ -148,6 +156,7 @@ class OnnxExpressionModel implements ExpressionModel {
   readonly classes: readonly Expression[] = EXPRESSIONS;
   readonly cropSize: number;
   readonly provider: string;
+  readonly precision: EncoderPrecision;
   readonly #set: ModelSet;
   readonly #sessions: Sessions;
   /** idle preprocessing buffers; concurrent calls each take one, so batches can overlap without copying. */
@@ -157,6 +166,7 @@ class OnnxExpressionModel implements ExpressionModel {
   constructor(set: ModelSet, provider: Provider, sessions: Sessions) {
     this.#set = set;
     this.provider = provider;
+    this.precision = set.precision;
     this.#sessions = sessions;
     const first = new Pipeline(set);
     this.cropSize = first.cropSize;

@@ -47,6 +47,106 @@ def _export_clip(args: argparse.Namespace) -> int:
         return 2
 
 
+def _sample_batches(spec: str, n: int, offset: int, seed: int, enc_spec, batch: int = 32) -> list:
+    """`n` images of a layout:path set, from a seeded permutation starting at `offset` (so two calls with
+    different offsets draw disjoint images), preprocessed for the encoder in batches."""
+    import numpy as np
+
+    from cafe_models.datasets import load_set, read_image
+    from cafe_models.transforms import preprocess
+
+    faces = load_set(spec)
+    order = np.random.default_rng(seed).permutation(len(faces))[offset:offset + n]
+    if len(order) < n:
+        raise ValueError(f"{spec}: {len(faces)} images, but {offset + n} are needed (calibration + correction)")
+    imgs = [read_image(faces.paths[i], faces.boxes[i]) for i in order]
+    return [preprocess(imgs[s:s + batch], enc_spec) for s in range(0, len(imgs), batch)]
+
+
+def _quantize_encoder(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from cafe_models.datasets import DatasetError, load_set, read_image
+    from cafe_models.manifest import write_manifest
+    from cafe_models.quantize import QuantizeError, quantize_encoder
+    from cafe_models.transforms import ImageSpec
+
+    from .features import open_encoder, open_session, read_manifest
+    from .evaluate import load_deployed, metrics
+
+    try:
+        head_manifest = json.loads(args.head.read_text())
+        enc = open_encoder(args.encoder, head_manifest.get("encoder", {}).get("color"), threads=args.threads)
+        if head_manifest.get("encoder", {}).get("sha256") != enc.sha256:
+            raise ValueError(f"{args.head} was trained on another encoder than {args.encoder}")
+        in_name, out_name = enc.manifest["inputs"]["image"]["name"], enc.manifest["output"]["name"]
+        calibration = _sample_batches(args.calibration, args.calibration_size, 0, args.seed, enc.spec)
+        correction = _sample_batches(args.calibration, args.correction_size, args.calibration_size, args.seed, enc.spec)
+        out = args.out or args.encoder.with_name(args.encoder.stem + "-int8.onnx")
+
+        def run_factory(path):
+            sess = open_session(Path(path), args.threads)
+            return lambda x: sess.run([out_name], {in_name: x})[0]
+
+        report = quantize_encoder(args.encoder, out, in_name, calibration, correction,
+                                  lambda x: enc.session.run([out_name], {in_name: x})[0], run_factory,
+                                  float_convs=args.float_convs, output_name=out_name)
+        report["calibration"] = {"set": args.calibration, "images": args.calibration_size,
+                                 "correction_images": args.correction_size, "seed": args.seed}
+        # Parity with the float encoder through the head, on sets kept out of calibration.
+        deployed = load_deployed(args.head.parent, args.head, args.threads)
+        int8 = open_session(Path(out), args.threads)
+        parity = {}
+        for spec in args.parity or []:
+            faces = load_set(spec)
+            pf, pq = [], []
+            for s in range(0, len(faces), 32):
+                imgs = [read_image(p, b) for p, b in zip(faces.paths[s:s + 32], faces.boxes[s:s + 32])]
+                pf.append(deployed.predict(imgs))
+                feats = int8.run([out_name], {in_name: _prep(imgs, deployed.encoder.spec)})[0]
+                pq.append(_head(deployed, imgs, feats))
+            pf, pq = np.concatenate(pf), np.concatenate(pq)
+            parity[spec] = {
+                "n": int(len(faces)),
+                "argmax_agreement": float((pf.argmax(1) == pq.argmax(1)).mean()),
+                "max_abs_dp": float(np.abs(pf - pq).max()),
+                "accuracy_float": metrics(faces.labels, pf.argmax(1))["accuracy"],
+                "accuracy_int8": metrics(faces.labels, pq.argmax(1))["accuracy"],
+            }
+            print(f"{spec}: agreement {parity[spec]['argmax_agreement'] * 100:.2f} %, max |dp| "
+                  f"{parity[spec]['max_abs_dp']:.3f}, accuracy float {parity[spec]['accuracy_float'] * 100:.1f} % "
+                  f"-> int8 {parity[spec]['accuracy_int8'] * 100:.1f} %")
+        report["parity"] = parity
+        m = enc.manifest
+        manifest = write_manifest(
+            out, "encoder", m["name"] + "-int8",
+            f"{m['file']} quantised by cafe-stream's trainer (quantize-encoder): {report['method']}",
+            m["inputs"], m["output"],
+            extra={"quantized_from": {"file": m["file"], "sha256": enc.sha256}, "quantization": report},
+        )
+        print(f"correction mse {report['correction_mse']['before']:.2e} -> {report['correction_mse']['after']:.2e}")
+        return _report(Path(out), manifest)
+    except (FileNotFoundError, ValueError, DatasetError, QuantizeError) as err:
+        print(f"quantize-encoder: {err}", file=sys.stderr)
+        return 2
+
+
+def _prep(imgs, spec):
+    from cafe_models.transforms import preprocess
+    return preprocess(imgs, spec)
+
+
+def _head(deployed, imgs, feats):
+    import numpy as np
+    hi = deployed.head.manifest["inputs"]
+    return deployed.head.session.run([deployed.head.manifest["output"]["name"]], {
+        hi["image"]["name"]: _prep(imgs, deployed.head.spec),
+        hi["features"]["name"]: feats.astype(np.float32),
+    })[0]
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-encoder",
@@ -83,6 +183,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else quick_gelu")
     p.add_argument("--name", default="clip-vit-b32", help="model name; the file is encoder-<name>.onnx")
     p.set_defaults(func=_export_clip)
+
+    p = subparsers.add_parser(
+        "quantize-encoder",
+        help="int8 copy of the encoder for CPU (faceres branch, static QDQ, calibrated on a training set, "
+             "per-feature correction); written beside it as <encoder>-int8.onnx with its manifest",
+    )
+    p.add_argument("--encoder", type=Path, default=DEFAULT_OUT / "encoder-faceres-emotion-faceapi.onnx")
+    p.add_argument("--head", type=Path, default=DEFAULT_OUT / "cafe-head.onnx.json",
+                   help="the head manifest: the colour to feed, and the head for the parity report")
+    p.add_argument("--calibration", required=True,
+                   help="layout:path of training images (e.g. ferplus:../shared/data/ferplus/FER2013Train)")
+    p.add_argument("--calibration-size", type=int, default=256, help="images for the activation ranges")
+    p.add_argument("--correction-size", type=int, default=2048,
+                   help="further images (disjoint) for the per-feature correction")
+    p.add_argument("--float-convs", type=int, default=6, help="first convolutions of the branch kept float")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--parity", action="append", help="layout:path set to report argmax agreement on (repeatable)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, help="default: <encoder>-int8.onnx beside the encoder")
+    p.set_defaults(func=_quantize_encoder)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,161 @@
+"""int8 encoder for CPU: static QDQ quantisation of the costly branch, calibrated on FER+ Train crops.
+
+What is quantised, and why (measured in models/MODEL_CARD.md, "int8 encoder"):
+- Only the `faceres` branch (MobileNet v1 at 224 px, ~90 % of the encoder's arithmetic). Human's and
+  face-api's expression networks are small; quantising them gave no speed and cost agreement.
+- Weights int8 per output channel, activations uint8 per tensor (u8s8, what onnxruntime's VNNI/AVX2 kernels
+  run), ranges from MinMax over the calibration crops. ReLU6 bounds every activation, so the calibration
+  method barely matters (MinMax, entropy and percentile gave the same agreement).
+- The first convolutions stay float: the 112-px layers are where the rounding of the input's fine texture
+  costs most (feature error halves), and they are cheap next to the rest.
+- A per-feature affine correction `a * f + b`, fitted by least squares between the float and the int8
+  features on a second, disjoint sample of FER+ Train, removes the systematic part of the rounding error
+  (bias correction, as in Nagel et al. 2019, applied once at the output instead of per layer).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .onnx_fp16 import load_fp32, store_fp16
+
+QUANTIZED_BRANCHES = ("faceres",)
+FLOAT_CONVS = 6  # conv1, dw_1, pw_1, dw_2, pw_2, dw_3: the 112-px layers and the first 56-px one
+ACTIVATIONS = ("Clip", "Relu", "PRelu", "LeakyRelu")
+
+
+class QuantizeError(ValueError):
+    """The encoder cannot be quantised as asked (no node of the branch, bad sample)."""
+
+
+@dataclass(frozen=True)
+class QuantizePlan:
+    quantize: list[str]  # node names to quantise
+    kept_float: list[str]  # nodes of the quantised branches left in float
+
+
+def plan_nodes(model: onnx.ModelProto, branches: Sequence[str] = QUANTIZED_BRANCHES,
+               float_convs: int = FLOAT_CONVS) -> QuantizePlan:
+    """Nodes named `<branch>/...` are quantised, except each branch's first `float_convs` convolutions and the
+    activations that read them (a Conv and its ReLU are fused; splitting them would put a round trip between)."""
+    nodes = list(model.graph.node)
+    quantize, kept = [], []
+    for branch in branches:
+        own = [n for n in nodes if n.name.split("/")[0] == branch]
+        if not own:
+            raise QuantizeError(f"no node of branch {branch!r} in the encoder (node names start with the branch)")
+        convs = [n for n in own if n.op_type == "Conv"][:float_convs]
+        outputs = {o for n in convs for o in n.output}
+        float_set = {n.name for n in convs} | {n.name for n in own if n.op_type in ACTIVATIONS and n.input[0] in outputs}
+        quantize += [n.name for n in own if n.name not in float_set]
+        kept += [n.name for n in own if n.name in float_set]
+    return QuantizePlan(quantize, kept)
+
+
+def fit_affine(float_feats: np.ndarray, int8_feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per feature, the least-squares `a, b` with float ≈ a * int8 + b. A feature that does not vary in the
+    sample keeps a = 1 and only its mean shift."""
+    if float_feats.shape != int8_feats.shape or float_feats.ndim != 2 or len(float_feats) < 2:
+        raise QuantizeError(f"correction needs two (N, D) feature arrays with N ≥ 2, got {float_feats.shape} and {int8_feats.shape}")
+    mq, mf = int8_feats.mean(0), float_feats.mean(0)
+    var = ((int8_feats - mq) ** 2).mean(0)
+    cov = ((int8_feats - mq) * (float_feats - mf)).mean(0)
+    flat = var < 1e-12
+    a = np.where(flat, 1.0, cov / np.where(flat, 1.0, var))
+    b = mf - a * mq
+    return a.astype(np.float32), b.astype(np.float32)
+
+
+def append_affine(model: onnx.ModelProto, output: str, a: np.ndarray, b: np.ndarray) -> onnx.ModelProto:
+    """`output` becomes `a * output + b` (broadcast over the batch), under the same name."""
+    g = model.graph
+    raw = output + "/int8"
+    for node in g.node:
+        node.output[:] = [raw if o == output else o for o in node.output]
+        node.input[:] = [raw if i == output else i for i in node.input]
+    g.initializer.extend([numpy_helper.from_array(a, "int8_correction/scale"),
+                          numpy_helper.from_array(b, "int8_correction/shift")])
+    g.node.extend([
+        helper.make_node("Mul", [raw, "int8_correction/scale"], [output + "/scaled"], name="int8_correction/mul"),
+        helper.make_node("Add", [output + "/scaled", "int8_correction/shift"], [output], name="int8_correction/add"),
+    ])
+    return model
+
+
+def quantization_params(model: onnx.ModelProto) -> set[str]:
+    """Initializers read by Quantize/DequantizeLinear (scales, zero points): they stay float32, since
+    onnxruntime fuses Q/DQ pairs only around constant initializers, not around a Cast."""
+    return {i for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") for i in n.input}
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed batches."""
+
+    def __init__(self, input_name: str, batches: list[np.ndarray]):
+        self.input_name, self.batches, self.i = input_name, batches, 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return {self.input_name: self.batches[self.i - 1]}
+
+    def rewind(self) -> None:
+        self.i = 0
+
+
+def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibration: list[np.ndarray],
+                     correction: list[np.ndarray], run_float, run_int8_factory, *,
+                     branches: Sequence[str] = QUANTIZED_BRANCHES, float_convs: int = FLOAT_CONVS,
+                     output_name: str = "features") -> dict:
+    """Writes the int8 encoder to `out_path` and returns what was done (for the manifest).
+
+    `calibration` and `correction` are lists of preprocessed input batches (disjoint images); `run_float(x)`
+    gives the float encoder's features, `run_int8_factory(path)` a function that runs an ONNX file.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not calibration or not correction:
+        raise QuantizeError("calibration and correction samples must not be empty")
+    with tempfile.TemporaryDirectory() as tmp:
+        wide, prepared, quantized = (Path(tmp) / n for n in ("fp32.onnx", "prep.onnx", "q.onnx"))
+        onnx.save(load_fp32(onnx.load(str(float_path))), str(wide))
+        # planned on the prepared graph: its optimiser folds each bias Add into its Conv, so a Conv's
+        # activation reads the Conv directly there
+        quant_pre_process(str(wide), str(prepared), skip_symbolic_shape=True)
+        plan = plan_nodes(onnx.load(str(prepared)), branches, float_convs)
+        quantize_static(str(prepared), str(quantized), _Batches(input_name, calibration),
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_quantize=plan.quantize, calibrate_method=CalibrationMethod.MinMax)
+        run_int8 = run_int8_factory(quantized)
+        f = np.concatenate([run_float(x) for x in correction])
+        q = np.concatenate([run_int8(x) for x in correction])
+        a, b = fit_affine(f, q)
+        err_before = float(((f - q) ** 2).mean())
+        err_after = float(((f - (a * q + b)) ** 2).mean())
+        qmodel = append_affine(onnx.load(str(quantized)), output_name, a, b)
+        keep = quantization_params(qmodel) | {"int8_correction/scale", "int8_correction/shift"}
+        qmodel = store_fp16(qmodel, keep)
+        onnx.checker.check_model(qmodel)
+        onnx.save(qmodel, str(out_path))
+    n_q = sum(1 for n in qmodel.graph.node if n.op_type == "QuantizeLinear")
+    if n_q == 0:
+        raise QuantizeError(f"{out_path}: no QuantizeLinear node was written (nothing quantised)")
+    return {
+        "method": "onnxruntime quantize_static, QDQ, weights int8 per channel, activations uint8 (MinMax)",
+        "branches": list(branches),
+        "float_convs_per_branch": float_convs,
+        "nodes_quantized": len(plan.quantize),
+        "nodes_kept_float": plan.kept_float,
+        "correction": "per-feature a * f + b, least squares against the float encoder",
+        "correction_mse": {"before": err_before, "after": err_after},
+    }
