@@ -304,6 +304,9 @@ export interface AnalyzerOptions {
   batchMs?: number;
   /** files: run the detector on every n-th frame, the tracker carries the boxes in between; default 3. */
   detectInterval?: number;
+  /** a face whose crop changed by at most this mean grey level since its track's last model read keeps that
+   * reading (read at least once a second); default 2, 0 reads every crop. */
+  reuseChange?: number;
   /** one line per notable step (models loaded, provider chosen, skipped folder entries). */
   log?: (line: string) => void;
 }
@@ -365,7 +368,10 @@ export interface AnalyzerStats {
   /** streams started since creation. */
   streams: number;
   frames: number;
+  /** face crops, read by the model or carried forward. */
   crops: number;
+  /** crops of an unchanged face whose track's last probabilities were carried forward instead of a model read. */
+  reused: number;
   batches: number;
   events: number;
 }

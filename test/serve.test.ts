@@ -141,6 +141,10 @@ describe('cafe-stream serve', () => {
           expect(metric('cafe_stream_reconnects_total', `stream="${id}"`)).toBe(2);
         }
         expect(text).toMatch(/^cafe_model_batch_size_count \d+$/m);
+        // every crop was either read by the model (the batch sizes' sum) or carried forward unchanged
+        const plain = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+        expect(plain('cafe_model_crops_total')).toBeGreaterThan(0);
+        expect(plain('cafe_model_batch_size_sum') + plain('cafe_model_crops_reused_total')).toBe(plain('cafe_model_crops_total'));
         expect(text).toMatch(/^cafe_sink_sent_total\{sink="[^"]+"\} \d+$/m);
       }
 

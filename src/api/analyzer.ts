@@ -19,7 +19,7 @@ import { loadExpressionModel, type ExpressionModel } from '../model/expression-m
 import type { FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
 import { eventBase } from '../pipeline/events.js';
-import { FILE_DETECT_INTERVAL, LIVE_DETECT_INTERVAL, type PipelineOptionsInput } from '../pipeline/options.js';
+import { FILE_DETECT_INTERVAL, LIVE_DETECT_INTERVAL, REUSE_MAX_CHANGE, type PipelineOptionsInput } from '../pipeline/options.js';
 import { type Pipeline, createPipeline } from '../pipeline/run.js';
 import { StreamTimeline } from '../pipeline/timeline.js';
 import type {
@@ -114,6 +114,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
     const pipelineOptions: PipelineOptionsInput = {
       batch: { maxBatch: o.batchSize, maxWaitMs: o.batchMs },
       detection: { interval: kind === 'file' ? o.detectInterval : LIVE_DETECT_INTERVAL },
+      reuse: { maxChange: o.reuseChange },
     };
     const p = createPipeline({
       detector: kind === 'file' ? withPhotoRetry(loaded.detector, (id) => photoStreams.has(id)) : loaded.detector,
@@ -338,13 +339,14 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
 
   function stats(): AnalyzerStats {
     const ps = [filePipeline, livePipeline].flatMap((p) => (p === undefined ? [] : [p.stats()]));
-    const sum = (k: 'frames' | 'crops' | 'batches' | 'events'): number => ps.reduce((n, s) => n + s[k], 0);
+    const sum = (k: 'frames' | 'crops' | 'reused' | 'batches' | 'events'): number => ps.reduce((n, s) => n + s[k], 0);
     return {
       loads: counters.loads,
       activeStreams: [...routes.keys()],
       streams: counters.streams,
       frames: sum('frames'),
       crops: sum('crops'),
+      reused: sum('reused'),
       batches: sum('batches'),
       events: sum('events'),
     };
@@ -393,11 +395,12 @@ interface CheckedOptions {
   batchSize: number;
   batchMs: number;
   detectInterval: number;
+  reuseChange: number;
 }
 
 /** Options are checked once, here: a typo fails at creation, not on the first input. */
 function checkOptions(options: AnalyzerOptions): CheckedOptions {
-  const known = ['models', 'device', 'precision', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'log'];
+  const known = ['models', 'device', 'precision', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw new ConfigError(k, `unknown analyzer option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
   const device = options.device ?? 'auto';
   if (!DEVICES.includes(device)) throw new ConfigError('device', `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
@@ -410,6 +413,8 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
     if (!Number.isInteger(n) || n < min) throw new ConfigError(key, `${key} must be an integer >= ${min}, got ${v}`);
     return n;
   };
+  const reuseChange = options.reuseChange ?? REUSE_MAX_CHANGE;
+  if (!(Number.isFinite(reuseChange) && reuseChange >= 0 && reuseChange <= 255)) throw new ConfigError('reuseChange', `reuseChange must be a number from 0 to 255, got ${options.reuseChange}`);
   const batchMs = options.batchMs ?? 30;
   if (!(Number.isFinite(batchMs) && batchMs >= 0)) throw new ConfigError('batchMs', `batchMs must be a number >= 0, got ${options.batchMs}`);
   return {
@@ -421,6 +426,7 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
     batchSize: int('batchSize', options.batchSize, 16, 1),
     batchMs,
     detectInterval: int('detectInterval', options.detectInterval, FILE_DETECT_INTERVAL, 1),
+    reuseChange,
   };
 }
 

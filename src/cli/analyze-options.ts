@@ -17,6 +17,7 @@ export interface AnalyzeCliOptions {
   tile?: boolean;
   /** run the detector on every N-th frame, the tracker carries the boxes in between. */
   detectInterval?: number;
+  reuseChange?: number;
   quiet?: boolean;
   /** files analysed at once when given a folder or several files. */
   jobs?: number;
@@ -34,6 +35,7 @@ export function analyzerOptions(opts: AnalyzeCliOptions, log: (line: string) => 
     batchSize: opts.batchSize,
     batchMs: opts.batchMs,
     detectInterval: opts.detectInterval ?? FILE_DETECT_INTERVAL,
+    ...(opts.reuseChange === undefined ? {} : { reuseChange: opts.reuseChange }),
     log,
   };
 }
@@ -41,6 +43,6 @@ export function analyzerOptions(opts: AnalyzeCliOptions, log: (line: string) => 
 /** The end-of-run figures, from the analyzer's counters. */
 export function runSummary(analyzer: Analyzer, tracks: TrackEndEvent[], started: number): RunSummary {
   const s = analyzer.stats();
-  return { streams: [], tracks, events: s.events, frames: s.frames, crops: s.crops, batches: s.batches, wallSeconds: (performance.now() - started) / 1000 };
+  return { streams: [], tracks, events: s.events, frames: s.frames, crops: s.crops, reused: s.reused, batches: s.batches, wallSeconds: (performance.now() - started) / 1000 };
 }
 

@@ -10,7 +10,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Analyzer, createAnalyzer } from '../api/analyzer.js';
 import { errorLine } from '../errors.js';
 import { isMultiInput } from '../ingest/inputs.js';
-import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../pipeline/options.js';
+import { FILE_DETECT_INTERVAL, REUSE_MAX_CHANGE, resolvePipelineOptions } from '../pipeline/options.js';
 import { registerSinkOptions, sinksFromOptions } from '../sinks/factory.js';
 import { type FileViews, registerViewOptions, viewsFromOptions } from '../views/cli-views.js';
 import type { Sink, TrackEndEvent } from '../types.js';
@@ -38,6 +38,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'face crops per model call (across all faces)', positiveInteger, 16)
     .option('--batch-ms <ms>', 'a batch leaves after this long even if not full', nonNegativeNumber, 30)
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
+    .option('--reuse-change <n>', "a face whose crop changed by at most this mean grey level (0-255) since its last model read keeps that reading, read at least once a second; 0 reads every crop", nonNegativeNumber, REUSE_MAX_CHANGE)
     .option('--detect-interval <n>', 'run the face detector on every n-th frame; the tracker carries the boxes in between (earlier when a face moves fast, appears or leaves)', positiveInteger, FILE_DETECT_INTERVAL)
     .option('--tile', 'also detect on a 2x2 grid of tiles (smaller faces, ~5x slower detection)')
     .option('-q, --quiet', 'no progress bar, no summary table, no info lines (errors still print)')
@@ -83,6 +84,7 @@ export async function analyze(file: string, opts: AnalyzeCliOptions): Promise<nu
     pipelineOptions = resolvePipelineOptions({
       batch: { maxBatch: opts.batchSize, maxWaitMs: opts.batchMs },
       detection: { interval: opts.detectInterval ?? FILE_DETECT_INTERVAL },
+      ...(opts.reuseChange === undefined ? {} : { reuse: { maxChange: opts.reuseChange } }),
     });
     analyzer = createAnalyzer(analyzerOptions(opts, info));
   } catch (err) {

@@ -5,7 +5,9 @@ export function formatSummary(summary: RunSummary): string {
   const fps = summary.wallSeconds > 0 ? summary.frames / summary.wallSeconds : 0;
   const lines = [
     `${summary.frames} frames in ${summary.wallSeconds.toFixed(1)} s (${fps.toFixed(1)} fps), ` +
-      `${summary.crops} faces read in ${summary.batches} batches, ${summary.tracks.length} tracks, ${summary.events} events`,
+      `${summary.crops - summary.reused} faces read in ${summary.batches} batches` +
+      (summary.reused > 0 ? ` (${summary.reused} unchanged faces not re-read)` : '') +
+      `, ${summary.tracks.length} tracks, ${summary.events} events`,
   ];
   if (summary.tracks.length === 0) return `${lines[0]}\nno faces found\n`;
   const header = ['stream', 'track', 'start s', 'end s', 'duration s', 'dominant', 'segments', 'observations'];

@@ -174,6 +174,25 @@ export class LiveMetrics {
     });
     this.queueDepth = new Gauge({ name: 'cafe_model_queue_depth', help: 'crops waiting for a model call', registers: [registry] });
     this.inFlight = new Gauge({ name: 'cafe_model_in_flight', help: 'model calls running', registers: [registry] });
+    const crops = (): { crops: number; reused: number } => this.#crops?.() ?? { crops: 0, reused: 0 };
+    new Counter({
+      name: 'cafe_model_crops_total',
+      help: 'face crops that reached the model stage (read, or carried forward unchanged)',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(crops().crops);
+      },
+    });
+    new Counter({
+      name: 'cafe_model_crops_reused_total',
+      help: "crops of an unchanged face whose track's last probabilities were carried forward instead of a model read",
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(crops().reused);
+      },
+    });
     const sinks = this.#sinks;
     for (const [name, help, field] of [
       ['cafe_sink_sent_total', 'events the sink delivered', 'sent'],
@@ -200,6 +219,13 @@ export class LiveMetrics {
         for (const sink of sinks) this.set({ sink: sink.name }, sink.stats().buffered);
       },
     });
+  }
+
+  #crops: (() => { crops: number; reused: number }) | undefined;
+
+  /** Where the crop counters are read at scrape time (the pipeline's stats). */
+  setCropCounters(read: () => { crops: number; reused: number }): void {
+    this.#crops = read;
   }
 
   #rate(key: string, value: number): number {

@@ -96,6 +96,8 @@ export class LiveRunner implements StreamControl {
         metrics.inFlight.set(s.inFlight);
       },
     });
+    const pipeline = this.#pipeline;
+    metrics.setCropCounters(() => pipeline.stats());
   }
 
   /** Resolves when a sink fails (nothing can be delivered any more); never otherwise. */

@@ -74,6 +74,26 @@ export const batchOptionsSchema = z
   })
   .strict();
 
+/**
+ * Default of `reuse.maxChange`, chosen with bench/reuse.ts on the 33 shared clips at 10 Hz and the 16-face grid
+ * (BENCHMARKS.md): at 2 the model skips 6.3 % of the crops of these talking faces (more on still ones) and every
+ * observation keeps the label of reading every crop, every track its dominant expression; at 3, 9.4 % but one
+ * track of 49 changes its dominant expression.
+ */
+export const REUSE_MAX_CHANGE = 2;
+
+export const reuseOptionsSchema = z
+  .object({
+    maxChange: z
+      .number()
+      .min(0)
+      .max(255)
+      .default(REUSE_MAX_CHANGE)
+      .describe("carry a track's last probabilities forward while its crop differs from the last one read by at most this mean grey level (16×16, brightness removed); 0 reads every crop"),
+    maxAgeSeconds: z.number().positive().default(1).describe('a track is read at least this often, changed or not'),
+  })
+  .strict();
+
 export const pipelineOptionsSchema = z
   .object({
     tracker: trackerOptionsSchema.default({}),
@@ -82,6 +102,7 @@ export const pipelineOptionsSchema = z
     timeline: timelineOptionsSchema.default({}),
     crop: cropOptionsSchema.default({}),
     batch: batchOptionsSchema.default({}),
+    reuse: reuseOptionsSchema.default({}),
   })
   .strict();
 
@@ -91,6 +112,7 @@ export type SmoothingOptions = z.infer<typeof smoothingOptionsSchema>;
 export type TimelineOptions = z.infer<typeof timelineOptionsSchema>;
 export type CropOptions = z.infer<typeof cropOptionsSchema>;
 export type BatchOptions = z.infer<typeof batchOptionsSchema>;
+export type ReuseOptions = z.infer<typeof reuseOptionsSchema>;
 export type PipelineOptions = z.infer<typeof pipelineOptionsSchema>;
 export type PipelineOptionsInput = z.input<typeof pipelineOptionsSchema>;
 

@@ -36,6 +36,7 @@ import { FrameJoin } from './join.js';
 import { isBreak, passBreaks, trackAcrossBreaks } from './breaks.js';
 import type { ReadItem, StreamEndReason, StreamItem, TrackBreak } from './messages.js';
 import { type PipelineOptions, type PipelineOptionsInput, resolvePipelineOptions } from './options.js';
+import { ReadReuse } from './reuse.js';
 import type { DetectorPort, ExpressionModelPort } from './ports.js';
 import { smooth } from './smooth.js';
 import { type TimelineOutput, timeline } from './timeline.js';
@@ -58,8 +59,8 @@ export interface StreamResult {
 
 /** What a finished run did: its streams and tracks, the pipeline's counters, wall time since `started` (performance.now()). */
 export function summarize(pipeline: Pick<Pipeline, 'stats'>, streams: StreamResult[], tracks: TrackEndEvent[], started: number): RunSummary {
-  const { events, frames, crops, batches } = pipeline.stats();
-  return { streams, tracks, events, frames, crops, batches, wallSeconds: (performance.now() - started) / 1000 };
+  const { events, frames, crops, reused, batches } = pipeline.stats();
+  return { streams, tracks, events, frames, crops, reused, batches, wallSeconds: (performance.now() - started) / 1000 };
 }
 
 export interface RunSummary {
@@ -68,7 +69,10 @@ export interface RunSummary {
   tracks: TrackEndEvent[];
   events: number;
   frames: number;
+  /** face crops, read by the model or not. */
   crops: number;
+  /** crops whose track's last probabilities were carried forward instead of a model read (options.reuse). */
+  reused: number;
   batches: number;
   wallSeconds: number;
 }
@@ -108,7 +112,7 @@ export interface Pipeline {
   readonly failed: Promise<unknown>;
   /** the error that failed the pipeline as a whole, if any. */
   failure(): unknown;
-  stats(): { frames: number; crops: number; batches: number; events: number; pendingItems: number; activeStreams: string[] };
+  stats(): { frames: number; crops: number; reused: number; batches: number; events: number; pendingItems: number; activeStreams: string[] };
 }
 
 interface ActiveStream {
@@ -127,6 +131,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
   const options: PipelineOptions = resolvePipelineOptions(params.options);
   const { detector, model, sinks } = params;
   const join = new FrameJoin();
+  const reuse = new ReadReuse(options.reuse);
   const crops$ = new Subject<FaceCrop>();
   const ready$ = new Subject<ReadItem>();
   const active = new Map<string, ActiveStream>();
@@ -148,7 +153,10 @@ export function createPipeline(params: PipelineParams): Pipeline {
     .subscribe({
       next: (readings: ExpressionReading[]) => {
         counters.batches++;
-        for (const r of readings) join.attach(r);
+        for (const r of readings) {
+          reuse.read(r);
+          join.attach(r);
+        }
         flushJoin();
       },
       error: (err: unknown) => failModel(err),
@@ -202,6 +210,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
     const end = out.events.find((e): e is StreamEndEvent => e.type === 'stream.end');
     if (end !== undefined && s !== undefined) {
       active.delete(out.streamId);
+      reuse.forget(out.streamId);
       s.done({
         streamId: out.streamId,
         reason: end.reason,
@@ -289,7 +298,9 @@ export function createPipeline(params: PipelineParams): Pipeline {
             counters.crops += item.frame.crops.length;
             for (const c of item.frame.crops) {
               params.onCrop?.(c);
-              crops$.next(c);
+              const carried = reuse.decide(c);
+              if (carried === undefined) crops$.next(c);
+              else join.attach({ streamId: c.streamId, frameId: c.frameId, pts: c.pts, trackId: c.trackId, box: c.box, probabilities: carried });
             }
           }
           flushJoin();
@@ -326,7 +337,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
     close,
     failed,
     failure: () => failure?.err,
-    stats: () => ({ ...counters, pendingItems: join.size(), activeStreams: [...active.keys()] }),
+    stats: () => ({ ...counters, reused: reuse.stats().reused, pendingItems: join.size(), activeStreams: [...active.keys()] }),
   };
 }
 

@@ -1,0 +1,119 @@
+// Not re-reading unchanged faces (src/pipeline/reuse.ts): the thumbnail distance, when a track's last reading is
+// carried forward and when the model must read again; and through runPipeline, what the counters say.
+import { Observable } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { ReadReuse, change, thumbnail } from '../src/pipeline/reuse.js';
+import { runPipeline } from '../src/pipeline/run.js';
+import { EXPRESSIONS, type FaceCrop, type Frame, type FrameSource } from '../src/types.js';
+import { memorySink } from './helpers/sinks.js';
+
+const SIZE = 32;
+
+/** A crop whose left half is `left` and right half `right` (grey levels), plus `light` everywhere. */
+function crop(frameId: number, pts: number, opts: { left?: number; right?: number; light?: number; trackId?: string } = {}): FaceCrop {
+  const rgb = Buffer.alloc(SIZE * SIZE * 3);
+  for (let y = 0; y < SIZE; y++)
+    for (let x = 0; x < SIZE; x++) rgb.fill((x < SIZE / 2 ? (opts.left ?? 80) : (opts.right ?? 160)) + (opts.light ?? 0), (y * SIZE + x) * 3, (y * SIZE + x) * 3 + 3);
+  return { streamId: 's', frameId, pts, trackId: opts.trackId ?? 't1', box: { x: 0, y: 0, width: SIZE, height: SIZE }, size: SIZE, rgb };
+}
+
+const probs = (k: number): Float32Array => Float32Array.from(EXPRESSIONS, (_, i) => (i === k ? 0.7 : 0.05));
+const reading = (c: FaceCrop, p: Float32Array) => ({ streamId: c.streamId, frameId: c.frameId, pts: c.pts, trackId: c.trackId, box: c.box, probabilities: p });
+
+describe('thumbnail change', () => {
+  it('is 0 for the same crop and for a uniform change of light, and grows with a change of the face', () => {
+    const a = thumbnail(crop(0, 0).rgb, SIZE);
+    expect(a).toHaveLength(256);
+    expect(change(a, thumbnail(crop(0, 0).rgb, SIZE))).toBe(0);
+    expect(change(a, thumbnail(crop(0, 0, { light: 40 }).rgb, SIZE))).toBeCloseTo(0, 4);
+    const small = change(a, thumbnail(crop(0, 0, { left: 82 }).rgb, SIZE));
+    const large = change(a, thumbnail(crop(0, 0, { left: 120 }).rgb, SIZE));
+    expect(small).toBeGreaterThan(0);
+    expect(large).toBeGreaterThan(10 * small);
+  });
+});
+
+describe('ReadReuse', () => {
+  it('carries the last reading forward for an unchanged face, and reads a changed one or after maxAgeSeconds', () => {
+    const r = new ReadReuse({ maxChange: 2, maxAgeSeconds: 1 });
+    const first = crop(0, 0);
+    expect(r.decide(first)).toBeUndefined(); // nothing read yet
+    expect(r.decide(crop(1, 0.1))).toBeUndefined(); // the first read is still in flight: read again, the reference stays
+    r.read(reading(first, probs(3)));
+    expect(r.decide(crop(2, 0.2))).toBe(r.decide(crop(3, 0.3)));
+    expect(r.decide(crop(4, 0.4))?.[3]).toBeCloseTo(0.7);
+    expect(r.decide(crop(5, 0.5, { left: 120 }))).toBeUndefined(); // the face changed
+    expect(r.decide(crop(6, 0.6, { left: 120 }))).toBeUndefined(); // its read is in flight: no stale carry from frame 0
+    r.read(reading(crop(5, 0.5), probs(5)));
+    expect(r.decide(crop(7, 0.7, { left: 120 }))?.[5]).toBeCloseTo(0.7);
+    expect(r.decide(crop(8, 1.6, { left: 120 }))).toBeUndefined(); // a read at least every maxAgeSeconds
+    expect(r.decide(crop(9, 1.7, { trackId: 't2' }))).toBeUndefined(); // per track
+    expect(r.stats()).toEqual({ read: 6, reused: 4 });
+  });
+
+  it('ignores a reading of a crop that is no longer the reference, and reads every crop at maxChange 0', () => {
+    const r = new ReadReuse({ maxChange: 2, maxAgeSeconds: 1 });
+    const a = crop(0, 0);
+    r.decide(a);
+    r.decide(crop(1, 0.1, { left: 140 })); // changed: the new reference
+    r.read(reading(a, probs(3))); // late answer for the old reference
+    expect(r.decide(crop(2, 0.2, { left: 140 }))).toBeUndefined();
+    const off = new ReadReuse({ maxChange: 0, maxAgeSeconds: 1 });
+    off.decide(a);
+    off.read(reading(a, probs(3)));
+    expect(off.decide(crop(1, 0.1))).toBeUndefined();
+    expect(off.stats()).toEqual({ read: 2, reused: 0 });
+  });
+});
+
+/** Still frames (the same picture every frame) with one face. */
+function stillSource(frames: number, fps: number): FrameSource {
+  const W = 64;
+  const data = Buffer.alloc(W * W * 3);
+  for (let i = 0; i < data.length; i += 3) data.fill((i / 3) % W < W / 2 ? 60 : 180, i, i + 3);
+  return {
+    streamId: 'still',
+    info: async () => ({ streamId: 'still', source: 'still.mp4', kind: 'file', clock: 'media', width: W, height: W, fps }),
+    skipped: () => 0,
+    release: () => undefined,
+    frames: () =>
+      new Observable<Frame>((sub) => {
+        for (let i = 0; i < frames; i++) sub.next({ streamId: 'still', frameId: i, pts: i / fps, width: W, height: W, data });
+        sub.complete();
+      }),
+  };
+}
+
+describe('runPipeline with reuse', () => {
+  it('reads a still face about once a second by default, every frame with maxChange 0, and the timeline is the same', async () => {
+    const run = async (options: object) => {
+      const calls: number[] = [];
+      const sink = memorySink();
+      const summary = await runPipeline({
+        sources: [stillSource(50, 10)],
+        detector: { detect: async () => [{ box: { x: 16, y: 16, width: 32, height: 32 }, score: 0.9 }] },
+        model: {
+          cropSize: 24,
+          infer: async (crops: FaceCrop[]) => {
+            calls.push(crops.length);
+            return crops.map(() => probs(3));
+          },
+        },
+        sinks: [sink],
+        options,
+      });
+      const labels = sink.events.flatMap((e) => (e.type === 'face.observation' ? [e.label] : []));
+      return { summary, read: calls.reduce((a, b) => a + b, 0), labels };
+    };
+    const reuse = await run({ batch: { maxWaitMs: 0 } });
+    const every = await run({ batch: { maxWaitMs: 0 }, reuse: { maxChange: 0 } });
+    expect(every.read).toBe(every.summary.crops);
+    expect(every.summary.reused).toBe(0);
+    expect(reuse.summary.crops).toBe(every.summary.crops);
+    expect(reuse.summary.reused).toBe(reuse.summary.crops - reuse.read);
+    // 5 s at 10 fps: a read at least every second, so about 5 reads (plus reads while the first is in flight)
+    expect(reuse.read).toBeGreaterThanOrEqual(5);
+    expect(reuse.read).toBeLessThan(every.read / 3);
+    expect(reuse.labels).toEqual(every.labels);
+  });
+});
