@@ -4,7 +4,8 @@
 //   npx tsx examples/held-expression.ts recording.mp4 [anger] [3]      (a recording stands in for the camera)
 //
 // `heldFor` is a plain RxJS operator over the typed events: per track, the time its smoothed label became the
-// expression; one alert once it has lasted long enough, and again only after the label changed and came back.
+// expression; one alert once it has lasted long enough (a flicker of another label under 0.25 s does not break
+// it), and again only after the label changed for longer and came back.
 // Ctrl-C stops the camera gracefully through an AbortSignal.
 import { type Observable, filter, map } from 'rxjs';
 import { type Expression, type FaceObservationEvent, type TimelineEvent, analyze, watch } from 'cafe-stream';
@@ -19,22 +20,29 @@ interface HeldAlert {
   at: number;
 }
 
-function heldFor(expression: Expression, seconds: number) {
+function heldFor(expression: Expression, seconds: number, graceSeconds = 0.25) {
   return (events$: Observable<TimelineEvent>): Observable<HeldAlert> => {
-    const since = new Map<string, { start: number; alerted: boolean }>();
+    const runs = new Map<string, { start: number; otherSince?: number; alerted: boolean }>();
     return events$.pipe(
       filter((e): e is FaceObservationEvent => e.type === 'face.observation'),
       map((e) => {
         const key = `${e.streamId}/${e.trackId}`;
+        const run = runs.get(key);
         if (e.label !== expression) {
-          since.delete(key);
+          // a flicker of another label shorter than the grace (the timeline merges runs under 0.2 s too) does not
+          // end the hold; anything longer does
+          if (run !== undefined) {
+            run.otherSince ??= e.time;
+            if (e.time - run.otherSince >= graceSeconds) runs.delete(key);
+          }
           return undefined;
         }
-        const run = since.get(key) ?? { start: e.time, alerted: false };
-        since.set(key, run);
-        if (run.alerted || e.time - run.start < seconds) return undefined;
-        run.alerted = true;
-        return { streamId: e.streamId, trackId: e.trackId, expression, since: run.start, at: e.time };
+        const current = run ?? { start: e.time, alerted: false };
+        delete current.otherSince;
+        runs.set(key, current);
+        if (current.alerted || e.time - current.start < seconds) return undefined;
+        current.alerted = true;
+        return { streamId: e.streamId, trackId: e.trackId, expression, since: current.start, at: e.time };
       }),
       filter((a): a is HeldAlert => a !== undefined),
     );

@@ -46,13 +46,18 @@ describe('examples/', () => {
     for (const r of rows.slice(1)) expect(Number(r[4])).toBeGreaterThanOrEqual(Number(r[3]));
   });
 
-  it('held-expression.ts: one alert for anger held 3 s, none for happiness that lasts under 3 s', async () => {
+  it('held-expression.ts: an alert per 3-s hold of anger, none for happiness that lasts under 3 s', async () => {
     const angry = await runExample('held-expression.ts', [sharedPath('data', 'clips', 'styletalk_furious_talk1_clip2.mp4'), 'anger', '3']);
     expect(angry.code, angry.stderr).toBe(0);
     const alerts = angry.stdout.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { expression: string; since: number; at: number });
-    expect(alerts).toHaveLength(1);
-    expect(alerts[0]!.expression).toBe('anger');
-    expect(alerts[0]!.at - alerts[0]!.since).toBeGreaterThanOrEqual(3);
+    // one alert per hold: the furious clip holds anger for 3 s or more once or twice (a 0.3-s smile between)
+    expect(alerts.length).toBeGreaterThanOrEqual(1);
+    expect(alerts.length).toBeLessThanOrEqual(2);
+    for (const [i, a] of alerts.entries()) {
+      expect(a.expression).toBe('anger');
+      expect(a.at - a.since).toBeGreaterThanOrEqual(3);
+      if (i > 0) expect(a.since).toBeGreaterThan(alerts[i - 1]!.at);
+    }
     const brief = await runExample('held-expression.ts', [sharedPath('data', 'videos', 'd0.mp4'), 'happiness', '3']);
     expect(brief.code, brief.stderr).toBe(0);
     expect(brief.stdout).toBe('');

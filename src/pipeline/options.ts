@@ -76,9 +76,9 @@ export const batchOptionsSchema = z
 
 /**
  * Default of `reuse.maxChange`, chosen with bench/reuse.ts on the 33 shared clips at 10 Hz and the 16-face grid
- * (BENCHMARKS.md): at 2 the model skips 6.3 % of the crops of these talking faces (more on still ones) and every
- * observation keeps the label of reading every crop, every track its dominant expression; at 3, 9.4 % but one
- * track of 49 changes its dominant expression.
+ * (BENCHMARKS.md): at 2 the model skips 17.3 % of the crops of these talking faces (more on still ones), 99.94 %
+ * of the observations keep the label of reading every crop and every track its dominant expression; at 3, 24.8 %,
+ * but one track of 49 changes its dominant expression.
  */
 export const REUSE_MAX_CHANGE = 2;
 

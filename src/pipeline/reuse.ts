@@ -4,6 +4,7 @@
 // a read a second instead of one per frame; a face that moves, talks or changes expression is read every frame.
 //
 // Compared with the last *read* crop, not the previous frame, so slow change cannot creep past the threshold.
+// A crop may carry a reading that is still in flight: it waits for it, so the choice never depends on timing.
 import type { ExpressionReading, FaceCrop } from '../types.js';
 import type { ReuseOptions } from './options.js';
 
@@ -15,11 +16,15 @@ interface Reference {
   frameId: number;
   /** the model's reading of the reference crop; undefined while it is in flight. */
   probabilities?: Float32Array;
+  /** crops that carry this reading, waiting for it to come back. */
+  waiting: FaceCrop[];
 }
 
 export class ReadReuse {
   readonly #opts: ReuseOptions;
   readonly #refs = new Map<string, Map<string, Reference>>();
+  /** references whose read is in flight, by stream, track and frame (a replaced one still owes its waiters). */
+  readonly #inFlight = new Map<string, Reference>();
   #read = 0;
   #reused = 0;
 
@@ -27,39 +32,50 @@ export class ReadReuse {
     this.#opts = opts;
   }
 
-  /** The probabilities to carry forward for this crop, or undefined: the model must read it. */
-  decide(crop: FaceCrop): Float32Array | undefined {
+  /**
+   * 'read': the model must read this crop. 'carried': its reading is the track's last one, given to `attach` now,
+   * or as soon as that reading comes back. The choice depends only on the crops, never on how fast the model
+   * answers, so a file analysed twice (a job redone by another worker) gives the same events.
+   */
+  decide(crop: FaceCrop, attach: (reading: ExpressionReading) => void): 'read' | 'carried' {
     if (this.#opts.maxChange <= 0) {
       this.#read++;
-      return undefined;
+      return 'read';
     }
     let refs = this.#refs.get(crop.streamId);
     if (refs === undefined) this.#refs.set(crop.streamId, (refs = new Map()));
     const thumb = thumbnail(crop.rgb, crop.size);
     const ref = refs.get(crop.trackId);
-    const unchanged =
-      ref !== undefined && crop.pts - ref.pts >= 0 && crop.pts - ref.pts < this.#opts.maxAgeSeconds && change(thumb, ref.thumb) <= this.#opts.maxChange;
-    if (unchanged && ref.probabilities !== undefined) {
+    if (ref !== undefined && crop.pts - ref.pts >= 0 && crop.pts - ref.pts < this.#opts.maxAgeSeconds && change(thumb, ref.thumb) <= this.#opts.maxChange) {
       this.#reused++;
-      return ref.probabilities;
+      if (ref.probabilities !== undefined) attach(carried(crop, ref.probabilities));
+      else ref.waiting.push(crop);
+      return 'carried';
     }
-    // an unchanged face whose reference is still being read is read too, but the reference stays: replacing it
-    // would keep it in flight for as long as frames come faster than the model answers
-    if (!unchanged) refs.set(crop.trackId, { thumb, pts: crop.pts, frameId: crop.frameId });
+    const fresh: Reference = { thumb, pts: crop.pts, frameId: crop.frameId, waiting: [] };
+    refs.set(crop.trackId, fresh);
+    this.#inFlight.set(key(crop.streamId, crop.trackId, crop.frameId), fresh);
     this.#read++;
     if (refs.size > 64) this.#prune(refs, crop.pts);
-    return undefined;
+    return 'read';
   }
 
-  /** A reading from the model: it becomes its track's reference if it is the crop last chosen as one. */
-  read(reading: ExpressionReading): void {
-    const ref = this.#refs.get(reading.streamId)?.get(reading.trackId);
-    if (ref !== undefined && ref.frameId === reading.frameId) ref.probabilities = reading.probabilities;
+  /** A reading from the model; returns the readings of the crops that were waiting to carry it. */
+  read(reading: ExpressionReading): ExpressionReading[] {
+    const k = key(reading.streamId, reading.trackId, reading.frameId);
+    const ref = this.#inFlight.get(k);
+    if (ref === undefined) return [];
+    this.#inFlight.delete(k);
+    ref.probabilities = reading.probabilities;
+    const out = ref.waiting.map((c) => carried(c, reading.probabilities));
+    ref.waiting = [];
+    return out;
   }
 
   /** The stream ended: its references go. */
   forget(streamId: string): void {
     this.#refs.delete(streamId);
+    for (const k of this.#inFlight.keys()) if (k.startsWith(`${streamId}\u0000`)) this.#inFlight.delete(k);
   }
 
   stats(): { read: number; reused: number } {
@@ -68,8 +84,16 @@ export class ReadReuse {
 
   /** Tracks unseen for a while (ended) stop holding a thumbnail. */
   #prune(refs: Map<string, Reference>, now: number): void {
-    for (const [trackId, ref] of refs) if (now - ref.pts > 10 * this.#opts.maxAgeSeconds) refs.delete(trackId);
+    for (const [trackId, ref] of refs) if (now - ref.pts > 10 * this.#opts.maxAgeSeconds && ref.waiting.length === 0) refs.delete(trackId);
   }
+}
+
+function carried(c: FaceCrop, probabilities: Float32Array): ExpressionReading {
+  return { streamId: c.streamId, frameId: c.frameId, pts: c.pts, trackId: c.trackId, box: c.box, probabilities };
+}
+
+function key(streamId: string, trackId: string, frameId: number): string {
+  return `${streamId}\u0000${trackId}\u0000${frameId}`;
 }
 
 /** 16×16 mean grey levels of a square RGB crop (area averaging; sides need not divide). */

@@ -154,8 +154,8 @@ export function createPipeline(params: PipelineParams): Pipeline {
       next: (readings: ExpressionReading[]) => {
         counters.batches++;
         for (const r of readings) {
-          reuse.read(r);
           join.attach(r);
+          for (const c of reuse.read(r)) join.attach(c);
         }
         flushJoin();
       },
@@ -298,9 +298,7 @@ export function createPipeline(params: PipelineParams): Pipeline {
             counters.crops += item.frame.crops.length;
             for (const c of item.frame.crops) {
               params.onCrop?.(c);
-              const carried = reuse.decide(c);
-              if (carried === undefined) crops$.next(c);
-              else join.attach({ streamId: c.streamId, frameId: c.frameId, pts: c.pts, trackId: c.trackId, box: c.box, probabilities: carried });
+              if (reuse.decide(c, (r) => join.attach(r)) === 'read') crops$.next(c);
             }
           }
           flushJoin();
