@@ -71,10 +71,9 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
     from cafe_models.datasets import DatasetError, load_set, read_image
     from cafe_models.manifest import write_manifest
     from cafe_models.quantize import QuantizeError, quantize_encoder
-    from cafe_models.transforms import ImageSpec
 
-    from .features import open_encoder, open_session, read_manifest
     from .evaluate import load_deployed, metrics
+    from .features import open_encoder, open_session
 
     try:
         head_manifest = json.loads(args.head.read_text())
