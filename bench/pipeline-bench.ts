@@ -7,7 +7,7 @@
 //   detector-only face detection on frames already decoded (decoding not counted)       frames/s, per call
 //   detector stage the same frames through the detection schedule at --detect-interval  frames/s
 //   model stage   real face crops through the batched model stage (batch.ts + infer)    crops/s (and frames/s
-//                 at this video's faces per frame); with the int8 encoder, also the float one on the same crops
+//                 at this video's faces per frame); with the int8 encoder, also the float one (.cache/models-float) on the same crops
 //   end-to-end    runPipeline with a sink that discards events                         frames/s
 // and end-to-end ÷ the slowest stage (in frames/s): how much of the slowest stage's speed the pipeline keeps.
 // On `clip` (default d3.mp4: one face, 30 fps, 11.8 s), as a user runs it:
@@ -36,6 +36,7 @@ import { infer } from '../src/pipeline/infer.js';
 import { FILE_DETECT_INTERVAL, resolvePipelineOptions } from '../src/pipeline/options.js';
 import { runPipeline } from '../src/pipeline/run.js';
 import type { Box, Detection, FaceCrop, Frame, FrameSource, Sink } from '../src/types.js';
+import { FLOAT_MODELS_DIR } from '../test/helpers/models.js';
 import { sharedPath } from '../test/helpers/shared.js';
 
 interface Args {
@@ -171,10 +172,10 @@ async function main(): Promise<void> {
     return work.length / seconds(t);
   };
   const modelCropsPerSecond = await stageRate(model);
-  // the float encoder on the same crops, when it is here (scripts/setup-trainer.sh builds it): the int8 gain
+  // the float encoder on the same crops, when scripts/setup-trainer.sh has built it: the int8 gain
   let floatCropsPerSecond = NaN;
-  if (model.precision === 'int8' && existsSync(join(args.models, 'encoder-faceres-emotion-faceapi.onnx'))) {
-    const floatModel = await loadExpressionModel({ modelsDir: args.models, device: args.device, precision: 'float', ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) });
+  if (model.precision === 'int8' && existsSync(join(FLOAT_MODELS_DIR, 'encoder-faceres-emotion-faceapi.onnx'))) {
+    const floatModel = await loadExpressionModel({ modelsDir: FLOAT_MODELS_DIR, device: args.device, precision: 'float', ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) });
     floatCropsPerSecond = await stageRate(floatModel);
     await floatModel.close();
     log(`model stage, float encoder: ${floatCropsPerSecond.toFixed(1)} crops/s`);

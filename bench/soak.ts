@@ -9,7 +9,7 @@
 // sink) and the model stage's mean batch size, and how many streams were served in full (analysed ≥ 95 % of
 // decoded frames, nothing skipped to speak of) with the machine's capacity in such streams (all analysed
 // frames per second ÷ the per-stream rate). The sink is an in-memory counter, so sink I/O is not measured.
-// Needs CAFE_SHARED (default ../shared) for the clips and /usr/bin/python3 with GStreamer's RTSP server.
+// Needs CAFE_SHARED (test/helpers/shared.ts) for the clips and /usr/bin/python3 with GStreamer's RTSP server.
 import { spawn } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -25,6 +25,7 @@ import { loadFaceDetector } from '../src/model/face-detector.js';
 import { loadExpressionModel } from '../src/model/expression-model.js';
 import { LiveRunner } from '../src/live/live-runner.js';
 import type { Sink, SinkStats, TimelineEvent } from '../src/types.js';
+import { sharedPath } from '../test/helpers/shared.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLIPS = ['d0.mp4', 'd3.mp4', 'd12.mp4', 'd18.mp4'];
@@ -78,10 +79,9 @@ class CountingSink implements Sink {
 }
 
 async function main(): Promise<void> {
-  const shared = resolve(repoRoot, process.env['CAFE_SHARED'] ?? '../shared');
   const port = await freePort();
-  const mounts = Array.from({ length: nStreams }, (_, i) => ({ id: `cam${i}`, file: join(shared, 'data', 'videos', CLIPS[i % CLIPS.length]!) }));
-  for (const m of mounts) if (!existsSync(m.file)) throw new Error(`missing clip ${m.file} (set CAFE_SHARED)`);
+  // the one setting for the shared data (test/helpers/shared.ts): a missing clip fails loudly there
+  const mounts = Array.from({ length: nStreams }, (_, i) => ({ id: `cam${i}`, file: sharedPath('data', 'videos', CLIPS[i % CLIPS.length]!) }));
   const server = spawn('/usr/bin/python3', [join(repoRoot, 'scripts', 'rtsp-server.py'), '--port', String(port), ...mounts.flatMap((m) => ['--mount', `/${m.id}=${m.file}`])], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });

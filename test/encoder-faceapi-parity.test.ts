@@ -16,10 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CropClassifier } from '../src/eval/evaluate-set.js';
 import { FACEAPI_CLASSES, loadFaceApiPeer } from '../src/eval/peers/faceapi.js';
 import { mapPeerClasses } from '../src/eval/peers/map-classes.js';
+import { floatModelsDir } from './helpers/models.js';
 import { sharedPath } from './helpers/shared.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const onnxPath = join(repoRoot, 'models', 'encoder-faceres-emotion-faceapi.onnx');
+const onnxPath = join(floatModelsDir(), 'encoder-faceres-emotion-faceapi.onnx');
 const IMAGES = ['face1.png', 'face2.png', 'angry.jpg', 'surprised.jpg'];
 const SMALL = 112;
 const SIZE = 224;

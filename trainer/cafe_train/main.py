@@ -14,6 +14,7 @@ from cafe_models.datasets import FERPLUS_PROTOCOLS, DatasetError
 from .params import CacheConfig, EvalConfig, ExportConfig, TrainConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+FLOAT_MODELS = REPO_ROOT / ".cache" / "models-float"  # the float encoder and the head, built by scripts/setup-trainer.sh
 
 
 def _train(a: argparse.Namespace) -> int:
@@ -117,7 +118,7 @@ def _schedule_args(p: argparse.ArgumentParser, *, epochs: int, batch_size: int) 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="trainer", description="Train, evaluate and export cafe-stream's models.")
     sub = p.add_subparsers(dest="command", required=True)
-    default_encoder = str(REPO_ROOT / "models" / "encoder-faceres-emotion-faceapi.onnx")
+    default_encoder = str(FLOAT_MODELS / "encoder-faceres-emotion-faceapi.onnx")
 
     t = sub.add_parser("train", help="train a CAFE head (or an ablation) on cached encoder features")
     t.add_argument("--train", required=True, help="training set, layout:path (e.g. ferplus:/data/FER2013Train)")
@@ -158,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="share of each batch drawn from each --train set (default: by set size)")
     xd.add_argument("--valid", action="append", required=True,
                     help="selection domain layout:path[@val]; repeat; the best mean accuracy over them is kept")
-    xd.add_argument("--encoder", default=str(REPO_ROOT / "models" / "encoder-faceres-emotion-faceapi.onnx"))
+    xd.add_argument("--encoder", default=default_encoder)
     xd.add_argument("--encoder-parts", nargs="+", metavar="ONNX",
                     help="encoders whose concatenated features equal --encoder's (its branches built alone, e.g. "
                          "`import-encoder --branches`): features are computed and cached per part, so adding a "
@@ -209,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=_export)
 
     e = sub.add_parser("evaluate", help="evaluate the exported ONNX models on test sets")
-    e.add_argument("--models", default=str(REPO_ROOT / "models"), help="folder with one head manifest and its encoder")
+    e.add_argument("--models", default=str(FLOAT_MODELS), help="folder with one head manifest and its encoder (default: the float set scripts/setup-trainer.sh builds)")
     e.add_argument("--head", help="head manifest, when the folder holds several")
     e.add_argument("sets", nargs="+", help="layout:path ... (ferplus, rafdb, affectnet, folder, csv)")
     e.add_argument("--batch-size", type=int, default=16)
