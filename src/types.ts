@@ -66,6 +66,19 @@ export interface Detection {
   keypoints?: { x: number; y: number; name?: string }[];
 }
 
+/**
+ * What the tracker tells the detector about a frame (DetectorPort.detect). A detector that tiles the frame for
+ * small faces looks again, at native resolution, where an expected face was not found, and scans the whole
+ * frame in tiles only when `scan` says so; a detector without tiles ignores them. Without hints a tiling
+ * detector scans every call (a photo has no history).
+ */
+export interface DetectHints {
+  /** where the stream's faces should be in this frame (their tracks' predicted boxes), full-frame pixels. */
+  expected: readonly Box[];
+  /** time to scan the whole frame in tiles again, for faces that appeared since the last scan. */
+  scan: boolean;
+}
+
 export interface DetectedFrame {
   frame: Frame;
   detections: Detection[];

@@ -1,6 +1,7 @@
 // The shipped models in models/ (the int8 copy of encoder-faceres-emotion-faceapi + cafe-head, exported by the trainer). These must exist in
 // the repository: a missing or broken model set fails here, it is never skipped.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom, mergeMap, tap, toArray } from 'rxjs';
@@ -8,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
 import { loadFaceDetector, type FaceDetector } from '../src/model/face-detector.js';
-import { resolveModelSet } from '../src/model/manifest.js';
+import { headReadsImage, resolveModelSet } from '../src/model/manifest.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import { EXPRESSIONS, type FaceCrop } from '../src/types.js';
 import { floatModelsDir } from './helpers/models.js';
@@ -28,8 +29,8 @@ afterAll(async () => {
   await model?.close();
 });
 
-/** Mean probabilities over frames [from, to) of d0.mp4, one face crop per frame, framed as the pipeline does. */
-async function meanOver(from: number, to: number): Promise<Float32Array> {
+/** Face crops of frames [from, to) of d0.mp4, one per frame, framed as the pipeline does. */
+async function cropsOver(from: number, to: number): Promise<FaceCrop[]> {
   const source = createFileSource({ path: sharedPath('data', 'videos', 'd0.mp4') });
   const crops = await lastValueFrom(
     source.frames().pipe(
@@ -49,7 +50,12 @@ async function meanOver(from: number, to: number): Promise<Float32Array> {
       tap((c) => expect(c.length).toBe(to - from)),
     ),
   );
-  const probs = await model.infer(crops);
+  return crops;
+}
+
+/** Mean probabilities over frames [from, to) of d0.mp4. */
+async function meanOver(from: number, to: number): Promise<Float32Array> {
+  const probs = await model.infer(await cropsOver(from, to));
   const mean = new Float32Array(EXPRESSIONS.length);
   for (const p of probs) p.forEach((v, k) => (mean[k] = mean[k]! + v / probs.length));
   return mean;
@@ -80,6 +86,30 @@ describe('default models (models/)', () => {
     const onGpu = await resolveModelSet(floatModelsDir(), 'auto', 'cuda');
     expect(onGpu.precision).toBe('float');
     expect(onGpu.encoder.modelPath).toBe(join(floatModelsDir(), 'encoder-faceres-emotion-faceapi.onnx'));
+  });
+
+  it('feeds the head zeros for the image its mask never reads, and gets the very same probabilities as with the image', async () => {
+    const set = await resolveModelSet(modelsDir);
+    expect(headReadsImage(set.head.manifest)).toBe(false); // mask from features: the image is multiplied by zero
+    const dir = mkdtempSync(join(tmpdir(), 'cafe-head-image-'));
+    try {
+      for (const f of readdirSync(modelsDir)) copyFileSync(join(modelsDir, f), join(dir, f));
+      const manifest = join(dir, 'cafe-head.onnx.json');
+      const m = JSON.parse(readFileSync(manifest, 'utf8')) as Record<string, unknown>;
+      delete m.variant; // a head that does not say: its image is resized and fed
+      writeFileSync(manifest, JSON.stringify(m));
+      const withImage = await loadExpressionModel({ modelsDir: dir, device: 'cpu' });
+      try {
+        const crops = await cropsOver(30, 38);
+        const [zeros, fed] = [await model.infer(crops), await withImage.infer(crops)];
+        expect(fed.map((p) => Array.from(p))).toEqual(zeros.map((p) => Array.from(p)));
+        expect(new Set(zeros.map((p) => p[HAPPINESS])).size).toBeGreaterThan(1); // different frames, different readings
+      } finally {
+        await withImage.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('loads on cpu and reads a batch of face crops into probability vectors', async () => {

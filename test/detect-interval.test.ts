@@ -96,6 +96,28 @@ describe('DetectionSchedule', () => {
   });
 });
 
+describe('DetectionSchedule hints for a tiling detector', () => {
+  it('asks for a whole-frame scan on the first detection and then every scanSeconds of pts, and names where the tracks should be', () => {
+    const schedule = new DetectionSchedule({ interval: 1, scanSeconds: 0.2 }, { velocityGain: 1 });
+    const scans: number[] = [];
+    const expected: Box[][] = [];
+    for (let i = 0; i < 12; i++) {
+      const f = frame(i); // pts i / 25
+      expect(schedule.plan(f).detect).toBe(true);
+      const h = schedule.hints(f);
+      if (h.scan) scans.push(i);
+      expected.push([...h.expected]);
+      schedule.detected(f, i < 8 ? [face(100 + 2 * i)] : []);
+    }
+    expect(scans).toEqual([0, 5, 10]);
+    expect(expected[0]).toEqual([]); // nothing tracked yet
+    // from frame 2 on the face is expected where it is heading (2 px a frame), within a pixel
+    for (const i of [2, 5, 7]) expect(expected[i]![0]!.x).toBeCloseTo(100 + 2 * i, 0);
+    // a face the detector stops finding is still expected while its track lives (that is when looking again helps)
+    expect(expected[9]).toHaveLength(1);
+  });
+});
+
 describe('the detector on its worker thread', () => {
   it('a bad option fails the load with the same ConfigError as on the main thread, not a crash', async () => {
     await expect(loadFaceDetectorThread({ model: 'huge' as 'full' })).rejects.toMatchObject({ code: 'CS_ERR_CONFIG', message: expect.stringMatching(/short or full/) });

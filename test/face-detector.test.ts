@@ -5,7 +5,7 @@ import { lastValueFrom, skip, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadImageFrame } from '../src/ingest/image.js';
-import { loadFaceDetector, type FaceDetector } from '../src/model/face-detector.js';
+import { loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector } from '../src/model/face-detector.js';
 import type { Detection, Frame } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
 
@@ -117,6 +117,23 @@ describe('face detector', () => {
     }
   });
 
+  it('with hints, tiles only where a tracked face was not found; with no face expected and no scan, only the whole-frame pass', async () => {
+    const frame = await shrunk(await loadImageFrame(sharedPath('data', 'images', 'faces.jpg')), 4);
+    const tiled = await loadFaceDetector({ tile: true });
+    try {
+      const scanned = await tiled.detect(frame, { expected: [], scan: true });
+      expect(scanned).toHaveLength(6);
+      // the tracker expects the six where the scan found them: looking again around each finds all six
+      const again = await tiled.detect(frame, { expected: scanned.map((d) => d.box), scan: false });
+      expect(again).toHaveLength(6);
+      for (const d of again) expect(scanned.some((s) => Math.abs(s.box.x - d.box.x) < 0.5 * s.box.width && Math.abs(s.box.y - d.box.y) < 0.5 * s.box.height)).toBe(true);
+      // nothing expected, no scan: the whole-frame pass alone, which misses some of them
+      expect((await tiled.detect(frame, { expected: [], scan: false })).length).toBeLessThan(6);
+    } finally {
+      tiled.close();
+    }
+  });
+
   it('the short-range model finds the 6 faces too', async () => {
     const short = await loadFaceDetector({ model: 'short' });
     try {
@@ -130,5 +147,50 @@ describe('face detector', () => {
   it('rejects a frame whose bytes do not match its size', async () => {
     const bad: Frame = { streamId: 's', frameId: 0, pts: 0, width: 10, height: 10, data: Buffer.alloc(10) };
     await expect(detector.detect(bad)).rejects.toMatchObject({ code: 'CS_ERR_DETECTOR' });
+  });
+});
+
+describe('tile geometry', () => {
+  /** every pixel of a w×h frame lies in some tile; tiles stay inside; neighbours overlap by a quarter or more. */
+  function expectCovering(w: number, h: number, input: number): ReturnType<typeof scanTiles> {
+    const ts = scanTiles(w, h, input);
+    for (const t of ts) {
+      expect(t.x).toBeGreaterThanOrEqual(0);
+      expect(t.y).toBeGreaterThanOrEqual(0);
+      expect(t.x + t.width).toBeLessThanOrEqual(w);
+      expect(t.y + t.height).toBeLessThanOrEqual(h);
+    }
+    for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1], [w - 1, 0], [0, h - 1]] as const) {
+      expect(ts.some((t) => x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height)).toBe(true);
+    }
+    const xs = [...new Set(ts.map((t) => t.x))].sort((a, b) => a - b);
+    for (let i = 1; i < xs.length; i++) expect(xs[i - 1]! + ts[0]!.width - xs[i]!).toBeGreaterThanOrEqual(0.25 * ts[0]!.width - 1);
+    return ts;
+  }
+
+  it('a 1280-px frame: 3×3 native tiles of 512 px (8/3 model inputs of 192); a 1920×1080 frame: 5×3', () => {
+    const grid = expectCovering(1280, 1280, 192);
+    expect(grid).toHaveLength(9);
+    expect(grid.every((t) => t.width === 512 && t.height === 512)).toBe(true);
+    expect(expectCovering(1920, 1080, 192)).toHaveLength(15);
+  });
+
+  it('a frame no larger than a tile is cut in 2×2 overlapping tiles of itself (its faces seen enlarged)', () => {
+    const ts = expectCovering(300, 200, 192);
+    expect(ts).toHaveLength(4);
+    expect(ts[0]).toEqual({ x: 0, y: 0, width: 171, height: 114 });
+  });
+
+  it('looks again around an expected face no detection covers: 3 face sizes, inside the frame; shared by faces inside it', () => {
+    const frame = { width: 1280, height: 720 };
+    const missed = { x: 1250, y: 100, width: 30, height: 30 }; // at the right edge
+    const near = { x: 1200, y: 110, width: 20, height: 20 }; // inside the first square
+    const found = { x: 400, y: 300, width: 40, height: 40 };
+    const regions = lookAgainRegions([missed, near, found], [{ box: { x: 402, y: 298, width: 38, height: 42 }, score: 0.9 }], frame, 192, 8);
+    expect(regions).toEqual([{ x: 1184, y: 67, width: 96, height: 96 }]); // 96 = half the model input (3 × 30 = 90 is less)
+    const big = lookAgainRegions([{ x: 100, y: 100, width: 120, height: 120 }], [], frame, 192, 8);
+    expect(big).toEqual([{ x: 0, y: 0, width: 360, height: 360 }]);
+    // at most `max`
+    expect(lookAgainRegions([missed, found], [], frame, 192, 1)).toHaveLength(1);
   });
 });

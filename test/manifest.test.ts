@@ -4,7 +4,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
-import { findHeadManifest, readManifest, resolveModelSet, sha256File } from '../src/model/manifest.js';
+import { findHeadManifest, headReadsImage, readManifest, resolveModelSet, sha256File, type HeadManifest } from '../src/model/manifest.js';
 import { tinyModelsCopy, tinyModelsDir } from './fixtures/tiny-models.js';
 
 async function failure(p: Promise<unknown>): Promise<ModelError> {
@@ -140,6 +140,19 @@ describe('model manifests', () => {
     const err = await failure(resolveModelSet(dir));
     expect(err.message).toMatch(/classes/);
     rmSync(dir, { recursive: true });
+  });
+
+  it('says which heads read their image input: not a mask from features, nor encoder + FC; any head that does not say does', async () => {
+    const { manifest } = await findHeadManifest(await tinyModelsDir());
+    const head = (over: Partial<HeadManifest>): HeadManifest => ({ ...manifest, variant: undefined, mask_source: undefined, ...over });
+    expect(headReadsImage(head({}))).toBe(true);
+    expect(headReadsImage(head({ variant: 'cafe', mask_source: 'features' }))).toBe(false);
+    expect(headReadsImage(head({ variant: 'cafe-nosep', mask_source: 'features' }))).toBe(false);
+    expect(headReadsImage(head({ variant: 'encoder-fc' }))).toBe(false);
+    expect(headReadsImage(head({ variant: 'cafe', mask_source: 'image' }))).toBe(true);
+    expect(headReadsImage(head({ variant: 'cafe', mask_source: 'both' }))).toBe(true);
+    expect(headReadsImage(head({ variant: 'cafe' }))).toBe(true);
+    expect(headReadsImage(head({ variant: 'resnet' }))).toBe(true);
   });
 
   it('needs exactly one head manifest in the models directory', async () => {

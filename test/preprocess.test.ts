@@ -99,6 +99,19 @@ describe('ImagePreprocessor', () => {
     expectClose(p.batch([crop(2, () => [51, 51, 51])]), Array(12).fill(0.2));
   });
 
+  it('the one-pass grey NCHW path (the encoder\'s) writes the same bits as the planar path (NHWC, transposed)', () => {
+    const S = 16;
+    const c = crop(S, (x, y) => [(x * 37 + y * 11) % 256, (x * 5 + y * 91) % 256, (x * y * 13) % 256]);
+    const mean: [number, number, number] = [0.485, 0.456, 0.406];
+    const std: [number, number, number] = [0.229, 0.224, 0.225];
+    const nchw = new ImagePreprocessor(spec({ width: S, height: S, layout: 'NCHW', mean, std }), 'gray').batch([c]);
+    const nhwc = new ImagePreprocessor(spec({ width: S, height: S, layout: 'NHWC', mean, std }), 'gray').batch([c]);
+    const transposed = new Float32Array(nchw.length);
+    for (let p = 0; p < S * S; p++) for (let ch = 0; ch < 3; ch++) transposed[ch * S * S + p] = nhwc[p * 3 + ch]!;
+    expect(Array.from(nchw)).toEqual(Array.from(transposed));
+    expect(new Set(nchw).size).toBeGreaterThan(100); // a real image, not a constant
+  });
+
   it('rejects a crop whose bytes do not match its size', () => {
     expect(() => new ImagePreprocessor(spec({})).batch([{ size: 4, rgb: new Uint8Array(10) }])).toThrow(RangeError);
   });

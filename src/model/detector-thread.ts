@@ -12,11 +12,11 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CafeStreamError, ConfigError, ModelError } from '../errors.js';
-import type { Detection, Frame } from '../types.js';
+import type { DetectHints, Detection, Frame } from '../types.js';
 import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
 
 export type ToDetector =
-  | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer }
+  | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; hints?: DetectHints }
   | { type: 'close' };
 
 export type FromDetector =
@@ -83,7 +83,7 @@ class ThreadDetector implements FaceDetector {
     worker.unref();
   }
 
-  detect(frame: Frame): Promise<Detection[]> {
+  detect(frame: Frame, hints?: DetectHints): Promise<Detection[]> {
     if (this.#dead !== undefined) return Promise.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${this.#dead.message}`));
     const id = this.#nextId++;
     const data = new ArrayBuffer(frame.data.byteLength);
@@ -92,7 +92,7 @@ class ThreadDetector implements FaceDetector {
     return new Promise<Detection[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       if (this.#pending.size === 1) this.#worker.ref();
-      const msg: ToDetector = { type: 'detect', id, frame: meta, data };
+      const msg: ToDetector = { type: 'detect', id, frame: meta, data, ...(hints === undefined ? {} : { hints }) };
       this.#worker.postMessage(msg, [data]);
     }).finally(() => {
       if (this.#pending.size === 0) this.#worker.unref();

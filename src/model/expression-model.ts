@@ -4,7 +4,7 @@
 
 import { InferenceError, ModelError, errorLine } from '../errors.js';
 import { EXPRESSIONS, type Expression, type FaceCrop } from '../types.js';
-import { resolveModelSet, type EncoderPrecision, type LocatedManifest, type ModelSet, type Precision } from './manifest.js';
+import { headReadsImage, resolveModelSet, type EncoderPrecision, type LocatedManifest, type ModelSet, type Precision } from './manifest.js';
 import { ort, createSession, withProvider, type Device, type Provider } from './onnx-runtime.js';
 import { ImagePreprocessor } from './preprocess.js';
 
@@ -111,6 +111,9 @@ class Pipeline {
   readonly #set: ModelSet;
   readonly #encoderInput: ImagePreprocessor;
   readonly #headInput: ImagePreprocessor;
+  /** the head ignores its image (times zero): it gets these zeros, grown as batches grow. */
+  readonly #headImageUnused: boolean;
+  #zeros = new Float32Array(0);
 
   constructor(set: ModelSet) {
     this.#set = set;
@@ -119,6 +122,14 @@ class Pipeline {
     this.cropSize = Math.max(e.width, e.height, h.width, h.height);
     this.#encoderInput = new ImagePreprocessor(e, set.encoderColor);
     this.#headInput = new ImagePreprocessor(h);
+    this.#headImageUnused = !headReadsImage(set.head.manifest);
+  }
+
+  #headImage(crops: readonly { size: number; rgb: Uint8Array }[]): ort.Tensor {
+    if (!this.#headImageUnused) return tensorFor(this.#headInput, crops);
+    const need = crops.length * this.#headInput.itemLength;
+    if (this.#zeros.length < need) this.#zeros = new Float32Array(need);
+    return tensorFor(this.#headInput, crops, this.#zeros.subarray(0, need));
   }
 
   async run(s: Sessions, crops: readonly { size: number; rgb: Uint8Array }[]): Promise<Float32Array[]> {
@@ -131,7 +142,7 @@ class Pipeline {
     if (!features || features.dims.length !== 2 || features.dims[0] !== n || features.dims[1] !== h.inputs.features.dim) {
       throw new Error(`encoder output ${e.output.name} has shape [${features?.dims.join(', ')}], expected [${n}, ${h.inputs.features.dim}]`);
     }
-    const headIn = tensorFor(this.#headInput, crops);
+    const headIn = this.#headImage(crops);
     const headOut = await s.head.run({ [h.inputs.image.name]: headIn, [h.inputs.features.name]: features });
     const probs = headOut[h.output.name];
     const k = EXPRESSIONS.length;
@@ -146,10 +157,10 @@ class Pipeline {
   }
 }
 
-function tensorFor(pre: ImagePreprocessor, crops: readonly { size: number; rgb: Uint8Array }[]): ort.Tensor {
+function tensorFor(pre: ImagePreprocessor, crops: readonly { size: number; rgb: Uint8Array }[], data?: Float32Array): ort.Tensor {
   const { height, width, layout } = pre.spec;
   const dims = layout === 'NCHW' ? [crops.length, 3, height, width] : [crops.length, height, width, 3];
-  return new ort.Tensor('float32', pre.batch(crops), dims);
+  return new ort.Tensor('float32', data ?? pre.batch(crops), dims);
 }
 
 class OnnxExpressionModel implements ExpressionModel {

@@ -6,8 +6,14 @@
 //
 // The detector letterboxes its whole input into 128×128 (short) or 192×192 (full) pixels, so the frame we hand
 // it only needs to be a little larger than that: we detect on a copy downscaled to `workingWidth` (cheap to
-// upload into wasm) and map boxes back to full-frame pixels. Small faces vanish at 128/192 px, so `tile` adds
-// a 2×2 grid of overlapping tiles of the working copy, each seen at the model's full resolution.
+// upload into wasm) and map boxes back to full-frame pixels. Small faces vanish at 128/192 px, so `tile` also
+// looks at parts of the frame at native resolution, where each part fills the model's input:
+// - a scan: overlapping tiles over the whole frame, each ~2.7 model inputs wide (512 px for 'full'; a frame no
+//   larger than that gets 2×2 tiles of itself), so a 50-px face in a 1280-px frame is ~20 px to the model;
+// - a look-again: around each face the tracker expects (DetectHints) that the whole-frame pass did not find, a
+//   square of 3 face sizes.
+// A detector call costs about the same whatever the size of its input, so a scan of 9 tiles is 9 calls: the
+// tracker asks for one every couple of seconds (new faces) and looks again at the faces it has in between.
 
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,7 +22,7 @@ import * as faceDetection from '@tensorflow-models/face-detection';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { CafeStreamError, ConfigError, ModelError, errorLine } from '../errors.js';
-import type { Box, Detection, Frame } from '../types.js';
+import type { Box, DetectHints, Detection, Frame } from '../types.js';
 
 export type FaceModelType = 'short' | 'full';
 
@@ -33,13 +39,13 @@ export interface FaceDetectorOptions {
   maxFaces?: number;
   /** frames wider than this are downscaled (bilinear) before detection; default 640. */
   workingWidth?: number;
-  /** also detect on a 2×2 grid of overlapping tiles, for small faces; default false. */
+  /** also detect at native resolution in tiles and around expected faces, for small faces; default false. */
   tile?: boolean;
 }
 
 export interface FaceDetector {
   /** faces in this frame, full-frame pixels, best score first. Calls are served one at a time. */
-  detect(frame: Frame): Promise<Detection[]>;
+  detect(frame: Frame, hints?: DetectHints): Promise<Detection[]>;
   /** a detector on a thread resolves once the thread has ended. */
   close(): void | Promise<void>;
   /** e.g. "mediapipe-full@640+tiles", for logs and benchmarks. */
@@ -47,8 +53,15 @@ export interface FaceDetector {
 }
 
 const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false };
-/** Share of a tile's side that neighbouring tiles overlap by: faces smaller than this are whole in some tile. */
+/** Share of a tile's side that neighbouring tiles overlap by (at least): faces smaller than this are whole in some tile. */
 const TILE_OVERLAP = 0.25;
+/** A scan tile is this many model inputs wide: a face a tenth of the tile is ~27 % of the model's input. */
+const TILE_INPUTS = 8 / 3;
+/** The look-again square around an expected face, in face sizes; never smaller than half the model's input. */
+const LOOK_AGAIN_FACES = 3;
+/** An expected face counts as found when a detection covers this share of the smaller box. */
+const FOUND_OVERLAP = 0.3;
+const MODEL_INPUT: Record<FaceModelType, number> = { short: 128, full: 192 };
 /** Tile detections this close (share of tile side) to an inner tile edge are cut-off faces: dropped. */
 const TILE_EDGE = 0.02;
 /** Two boxes are one face when the intersection covers this share of the smaller one. */
@@ -124,13 +137,22 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
   return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile });
 }
 
+interface Region {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
 class MediaPipeDetector implements FaceDetector {
   readonly name: string;
   readonly #inner: TfjsDetectorInternals;
   readonly #maxFaces: number;
   readonly #workingWidth: number;
   readonly #tile: boolean;
+  readonly #input: number;
   readonly #scaler = new Downscaler();
+  #regionBuffer = new Float32Array(0);
   #queue: Promise<unknown> = Promise.resolve();
   #closed = false;
 
@@ -139,12 +161,13 @@ class MediaPipeDetector implements FaceDetector {
     this.#maxFaces = o.maxFaces;
     this.#workingWidth = o.workingWidth;
     this.#tile = o.tile;
+    this.#input = MODEL_INPUT[o.model];
     this.name = `mediapipe-${o.model}@${o.workingWidth}${o.tile ? '+tiles' : ''}`;
   }
 
-  detect(frame: Frame): Promise<Detection[]> {
+  detect(frame: Frame, hints?: DetectHints): Promise<Detection[]> {
     // One at a time: calls share the working buffer, and wasm runs on this thread anyway.
-    const run = this.#queue.then(() => this.#detect(frame));
+    const run = this.#queue.then(() => this.#detect(frame, hints));
     this.#queue = run.catch(() => undefined);
     return run;
   }
@@ -155,7 +178,7 @@ class MediaPipeDetector implements FaceDetector {
     this.#inner.dispose();
   }
 
-  async #detect(frame: Frame): Promise<Detection[]> {
+  async #detect(frame: Frame, hints: DetectHints | undefined): Promise<Detection[]> {
     if (this.#closed) throw new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: detect() after close()`);
     if (frame.data.length !== frame.width * frame.height * 3) {
       throw new CafeStreamError('CS_ERR_DETECTOR', `frame ${frame.streamId}#${frame.frameId}: ${frame.data.length} bytes is not ${frame.width}×${frame.height} RGB24`);
@@ -167,13 +190,10 @@ class MediaPipeDetector implements FaceDetector {
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
       for (const d of await this.#inner.detectFaces(input, false)) pushMapped(found, d, whole, frame, work, false);
       if (this.#tile) {
-        for (const t of tiles(work.width, work.height)) {
-          const part = tf.slice(input, [t.y, t.x, 0], [t.height, t.width, 3]);
-          try {
-            for (const d of await this.#inner.detectFaces(part, false)) pushMapped(found, d, t, frame, work, true);
-          } finally {
-            part.dispose();
-          }
+        const parts = hints === undefined || hints.scan ? scanTiles(frame.width, frame.height, this.#input) : lookAgainRegions(hints.expected, found, frame, this.#input, this.#maxFaces);
+        const native = { width: frame.width, height: frame.height };
+        for (const r of parts) {
+          for (const d of await this.#detectIn(frame, r)) pushMapped(found, d, r, frame, native, true);
         }
       }
       return mergeDetections(found).slice(0, this.#maxFaces);
@@ -183,21 +203,61 @@ class MediaPipeDetector implements FaceDetector {
       input.dispose();
     }
   }
+
+  /** One pass on a region of the frame at native resolution (regions are at most a scan tile wide). */
+  async #detectIn(frame: Frame, r: Region): Promise<RawDetection[]> {
+    const need = r.width * r.height * 3;
+    if (this.#regionBuffer.length < need) this.#regionBuffer = new Float32Array(need);
+    const buf = this.#regionBuffer.subarray(0, need);
+    const row = r.width * 3;
+    for (let y = 0; y < r.height; y++) {
+      const at = ((r.y + y) * frame.width + r.x) * 3;
+      buf.set(frame.data.subarray(at, at + row), y * row);
+    }
+    const part = tf.tensor3d(buf, [r.height, r.width, 3], 'float32');
+    try {
+      return await this.#inner.detectFaces(part, false);
+    } finally {
+      part.dispose();
+    }
+  }
 }
 
-interface Region {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
+/** Starts and length of overlapping tiles along one side of `length` px, tiles at most `tile` px long. */
+function axisTiles(length: number, tile: number): { starts: number[]; size: number } {
+  // a side no longer than one tile is still cut in two: its faces are seen a little enlarged
+  const size = length <= tile ? Math.round(length / (2 - TILE_OVERLAP)) : tile;
+  const n = length <= tile ? 2 : Math.ceil((length - TILE_OVERLAP * tile) / ((1 - TILE_OVERLAP) * tile));
+  const step = (length - size) / (n - 1);
+  return { starts: Array.from({ length: n }, (_, i) => Math.round(i * step)), size };
 }
 
-/** 2×2 overlapping tiles of a w×h image, in its pixels. */
-export function tiles(w: number, h: number): Region[] {
-  const tw = Math.round(w / (2 - TILE_OVERLAP));
-  const th = Math.round(h / (2 - TILE_OVERLAP));
+/** Overlapping native-resolution tiles covering a w×h frame, each at most TILE_INPUTS model inputs wide. */
+export function scanTiles(w: number, h: number, modelInput = MODEL_INPUT.full): Region[] {
+  const side = Math.round(TILE_INPUTS * modelInput);
+  const xs = axisTiles(w, side);
+  const ys = axisTiles(h, side);
   const out: Region[] = [];
-  for (const y of [0, h - th]) for (const x of [0, w - tw]) out.push({ x, y, width: tw, height: th });
+  for (const y of ys.starts) for (const x of xs.starts) out.push({ x, y, width: xs.size, height: ys.size });
+  return out;
+}
+
+/**
+ * Squares around the expected faces that `found` does not cover, inside the frame; an expected face inside
+ * an earlier square shares it. At most `max`.
+ */
+export function lookAgainRegions(expected: readonly Box[], found: readonly Detection[], frame: { width: number; height: number }, modelInput: number, max: number): Region[] {
+  const out: Region[] = [];
+  const cap = Math.round(TILE_INPUTS * modelInput);
+  for (const b of expected) {
+    if (out.length >= max) break;
+    if (found.some((d) => overlapOfSmaller(d.box, b) > FOUND_OVERLAP)) continue;
+    if (out.some((r) => b.x >= r.x && b.y >= r.y && b.x + b.width <= r.x + r.width && b.y + b.height <= r.y + r.height)) continue;
+    const side = Math.floor(Math.min(cap, frame.width, frame.height, Math.max(modelInput / 2, LOOK_AGAIN_FACES * Math.max(b.width, b.height))));
+    const x = Math.round(Math.min(Math.max(b.x + b.width / 2 - side / 2, 0), frame.width - side));
+    const y = Math.round(Math.min(Math.max(b.y + b.height / 2 - side / 2, 0), frame.height - side));
+    out.push({ x, y, width: side, height: side });
+  }
   return out;
 }
 

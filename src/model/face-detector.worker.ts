@@ -19,7 +19,7 @@ try {
       return;
     }
     const frame: Frame = { ...msg.frame, data: Buffer.from(msg.data) };
-    detector.detect(frame).then(
+    detector.detect(frame, msg.hints).then(
       (detections) => post({ type: 'result', id: msg.id, detections }),
       (err: unknown) => post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code }),
     );

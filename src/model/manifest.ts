@@ -57,11 +57,26 @@ export const HeadManifestSchema = z.object({
   output: z.object({ name: z.string().min(1), classes: z.array(z.string()).min(2) }),
   encoder: z.object({ file: z.string().min(1), sha256: common.sha256, color: color.optional() }),
   metrics: z.record(z.number()).optional(),
+  /** the trainer's head variant and where its mask reads from (`trainer export-head`); older heads lack them. */
+  variant: z.string().optional(),
+  mask_source: z.enum(['image', 'features', 'both']).optional(),
 });
 
 export const ModelManifestSchema = z.discriminatedUnion('role', [EncoderManifestSchema, HeadManifestSchema]);
 export type EncoderManifest = z.infer<typeof EncoderManifestSchema>;
 export type HeadManifest = z.infer<typeof HeadManifestSchema>;
+
+/**
+ * Whether the head's output depends on its `image` input. A head whose mask reads the encoder's features (or
+ * an encoder + FC head) keeps the input only for the interface and multiplies it by zero (trainer
+ * `ExportHead`), so feeding zeros gives the same probabilities and spares resizing every crop a second time.
+ * A manifest that does not say is taken to read it.
+ */
+export function headReadsImage(h: HeadManifest): boolean {
+  if (h.variant === undefined) return true;
+  if (h.variant === 'encoder-fc') return false;
+  return !(h.variant.startsWith('cafe') && h.mask_source === 'features');
+}
 export type ModelManifest = z.infer<typeof ModelManifestSchema>;
 
 /** A manifest together with where it and its model file are. */

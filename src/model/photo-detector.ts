@@ -8,7 +8,7 @@ import { detectInPhoto } from './padded-detect.js';
 export function withPhotoRetry(detector: FaceDetector, isPhotoStream: (streamId: string) => boolean): FaceDetector {
   return {
     name: detector.name,
-    detect: (frame) => (isPhotoStream(frame.streamId) ? detectInPhoto(detector, frame) : detector.detect(frame)),
+    detect: (frame, hints) => (isPhotoStream(frame.streamId) ? detectInPhoto(detector, frame) : detector.detect(frame, hints)),
     close: () => detector.close(),
   };
 }

@@ -100,6 +100,12 @@ export class ImagePreprocessor {
     const planes = this.#planes; // channels × S × S, source as float, planar
     const src = crop.rgb;
     const n = S * S;
+    if (channels === 1 && S === W && S === H && layout === 'NCHW') {
+      // The encoder's case (grey crops cut at its input size): one pass, no planes. fround keeps the grey value
+      // a float32, as the planar path stores it, so both paths write the same bits.
+      this.#writeGreySameSize(src, n, out, offset);
+      return;
+    }
     if (channels === 1) {
       for (let p = 0, q = 0; p < n; p++, q += 3) planes[p] = GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!;
     } else {
@@ -147,6 +153,19 @@ export class ImagePreprocessor {
           }
         }
       }
+    }
+  }
+
+  #writeGreySameSize(src: Uint8Array, n: number, out: Float32Array, offset: number): void {
+    const [s0, s1, s2] = this.#scale as unknown as [number, number, number];
+    const [o0, o1, o2] = this.#offset as unknown as [number, number, number];
+    const b1 = offset + n;
+    const b2 = offset + 2 * n;
+    for (let p = 0, q = 0; p < n; p++, q += 3) {
+      const g = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!);
+      out[offset + p] = g * s0 + o0;
+      out[b1 + p] = g * s1 + o1;
+      out[b2 + p] = g * s2 + o2;
     }
   }
 

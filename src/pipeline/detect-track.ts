@@ -13,7 +13,7 @@
 //   of mean grey levels is compared with the one taken at the last detection, cells near a face excluded.
 // With interval 1 this is exactly detect → track.
 import { type OperatorFunction, concatMap, defer } from 'rxjs';
-import type { Box, Detection, Frame, TrackedFrame } from '../types.js';
+import type { Box, DetectHints, Detection, Frame, TrackedFrame } from '../types.js';
 import { detectOne } from './detect.js';
 import { type DetectionOptions, type TrackerOptions, detectionOptionsSchema } from './options.js';
 import type { DetectorPort } from './ports.js';
@@ -45,6 +45,7 @@ export class DetectionSchedule {
   #sinceDetection = Infinity;
   /** boxes of the faces at the last detection (the motion grid ignores cells near them). */
   #faceBoxes: Box[] = [];
+  #lastScan: number | undefined;
 
   constructor(detection: Partial<DetectionOptions> = {}, tracker: Partial<TrackerOptions> = {}) {
     this.#opts = detectionOptionsSchema.parse(detection);
@@ -67,6 +68,16 @@ export class DetectionSchedule {
     if (this.#motion.changedShare(frame, [...this.#faceBoxes, ...carried.faces.map((f) => f.box)], o.motionLevel) > o.motionShare) return early('motion');
     this.#sinceDetection++;
     return { detect: false, faces: carried.faces };
+  }
+
+  /**
+   * For a frame the detector is about to run on: the tracks' predicted boxes, and whether a tiling detector
+   * should scan the whole frame (the stream's first detection, then every `scanSeconds`).
+   */
+  hints(frame: Frame): DetectHints {
+    const scan = this.#lastScan === undefined || frame.pts - this.#lastScan >= this.#opts.scanSeconds || frame.pts < this.#lastScan;
+    if (scan) this.#lastScan = frame.pts;
+    return { expected: this.#tracker.expected(frame.pts, frame), scan };
   }
 
   /** The detector ran on this frame: update the tracker and the motion reference. */
@@ -97,7 +108,7 @@ export function detectAndTrack(
       return source.pipe(
         concatMap(async (frame) => {
           const plan = schedule.plan(frame);
-          const out = plan.detect ? schedule.detected(frame, await detectOne(detector, frame)) : schedule.carry(frame, plan.faces);
+          const out = plan.detect ? schedule.detected(frame, await detectOne(detector, frame, schedule.hints(frame))) : schedule.carry(frame, plan.faces);
           options.onCounts?.(schedule.counts);
           return out;
         }),

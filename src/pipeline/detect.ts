@@ -3,7 +3,7 @@
 // source, which waits for its frames to be released.
 import { type OperatorFunction, concatMap } from 'rxjs';
 import { CafeStreamError, errorLine } from '../errors.js';
-import type { DetectedFrame, Detection, Frame } from '../types.js';
+import type { DetectHints, DetectedFrame, Detection, Frame } from '../types.js';
 import type { DetectorPort } from './ports.js';
 
 export function detect(detector: DetectorPort): OperatorFunction<Frame, DetectedFrame> {
@@ -11,9 +11,9 @@ export function detect(detector: DetectorPort): OperatorFunction<Frame, Detected
 }
 
 /** One detector call; a failure becomes a CafeStreamError naming the frame. */
-export async function detectOne(detector: DetectorPort, frame: Frame): Promise<Detection[]> {
+export async function detectOne(detector: DetectorPort, frame: Frame, hints?: DetectHints): Promise<Detection[]> {
   try {
-    return await detector.detect(frame);
+    return await (hints === undefined ? detector.detect(frame) : detector.detect(frame, hints));
   } catch (err) {
     if (err instanceof CafeStreamError) throw err;
     throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on frame ${frame.frameId}: ${errorLine(err)}`, { cause: err });

@@ -22,6 +22,11 @@ export const detectionOptionsSchema = z
     maxDrift: z.number().min(0).default(0.2).describe('detect early once a carried box has moved this many face sizes from its last detection'),
     motionLevel: z.number().min(0).max(255).default(14).describe('a cell of the motion grid changed if its mean grey level moved by more than this'),
     motionShare: z.number().min(0).max(1).default(0.01).describe('detect early when this share of the grid cells outside the faces changed (a face may have entered)'),
+    scanSeconds: z
+      .number()
+      .min(0)
+      .default(2)
+      .describe('a tiling detector (--tile) scans the whole frame in tiles this often (stream seconds); in between it looks again only where a tracked face was not found'),
   })
   .strict();
 

@@ -1,9 +1,9 @@
 // What the pipeline needs from the models, as structural types: the real FaceDetector (src/model/face-detector.ts)
 // and ExpressionModel (src/model/expression-model.ts) satisfy them, and unit tests can pass small fakes.
-import type { Detection, FaceCrop, Frame } from '../types.js';
+import type { DetectHints, Detection, FaceCrop, Frame } from '../types.js';
 
 export interface DetectorPort {
-  detect(frame: Frame): Promise<Detection[]>;
+  detect(frame: Frame, hints?: DetectHints): Promise<Detection[]>;
   readonly name?: string;
 }
 

@@ -138,6 +138,11 @@ export class FaceTracker {
     return { faces, drift, leaving };
   }
 
+  /** Where every track (tentative and coasting ones too) should be at `pts`: what the detector looks for. */
+  expected(pts: number, frame: { width: number; height: number }): Box[] {
+    return this.#tracks.map((t) => clipToFrame(predict(t, pts, this.#opts.maxCoastSeconds), frame)).filter((b) => b.width > 0 && b.height > 0);
+  }
+
   /**
    * A track is too young to be carried: a detection waiting for its confirming hit, or a track seen once, whose
    * velocity is still unknown (carried at zero velocity, a face that moves would be lost by the next detection).

@@ -199,8 +199,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              "per-feature correction); written beside it as <encoder>-int8.onnx with its manifest",
     )
     p.add_argument("--encoder", type=Path, default=FLOAT_MODELS / "encoder-faceres-emotion-faceapi.onnx")
-    p.add_argument("--head", type=Path, default=DEFAULT_OUT / "cafe-head.onnx.json",
-                   help="the head manifest: the colour to feed, and the head for the parity report")
+    p.add_argument("--head", type=Path, default=FLOAT_MODELS / "cafe-head.onnx.json",
+                   help="the head manifest: the colour to feed, and the head for the parity report, which runs "
+                        "the float encoder beside it (default: the copy setup-trainer puts beside the float encoder)")
     p.add_argument("--calibration", required=True,
                    help="layout:path of training images (e.g. ferplus:../shared/data/ferplus/FER2013Train)")
     p.add_argument("--calibration-size", type=int, default=256, help="images for the activation ranges")
