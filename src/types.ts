@@ -309,7 +309,7 @@ export interface AnalyzerOptions {
   precision?: 'auto' | 'float' | 'int8';
   /** face detector: 'full' range (faces up to ~5 m, default) or 'short' (~2 m, faster). */
   detector?: 'short' | 'full';
-  /** also detect on a 2×2 grid of tiles (smaller faces, ~5× slower detection). */
+  /** small faces in wide frames: also detect at native resolution, scanning the frame in tiles every 2 s and looking again around tracked faces in between (crowds, e.g. a 16-face grid). */
   tile?: boolean;
   /** face crops per model call, across every input in flight; default 16. */
   batchSize?: number;

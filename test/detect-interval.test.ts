@@ -85,6 +85,17 @@ describe('DetectionSchedule', () => {
     expect(detectedOn).toEqual([0, 1, 7, 13]);
   });
 
+  it('in a crowd (4 faces or more) a body moving under its face is not a newcomer; under a lone face it still triggers', () => {
+    const small = (x: number): Detection => ({ box: { x, y: 20, width: 30, height: 30 }, score: 0.9 });
+    // a square flickering under the first face: shoulders of a talking person, 1.5 to 2.5 face heights below
+    const body = (i: number): Box[] => (i >= 3 && i % 2 === 1 ? [{ x: 25, y: 80, width: 30, height: 30 }] : []);
+    const crowd = replay(new DetectionSchedule({ interval: 6 }), 14, () => [small(20), small(90), small(160), small(230)], body);
+    expect(crowd.detectedOn).toEqual([0, 1, 7, 13]);
+    const alone = replay(new DetectionSchedule({ interval: 6 }), 14, () => [small(20)], body);
+    expect(alone.detectedOn.length).toBeGreaterThan(4);
+    expect(alone.detectedOn.slice(0, 3)).toEqual([0, 1, 3]);
+  });
+
   it('re-detects early when a carried box has drifted by more than maxDrift face sizes', () => {
     // 15 px per frame = 0.25 face sizes a frame: past the 0.2 default after one carried frame
     const schedule = new DetectionSchedule({ interval: 6 }, { velocityGain: 1 });

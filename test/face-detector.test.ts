@@ -163,16 +163,19 @@ describe('tile geometry', () => {
     for (const [x, y] of [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1], [w - 1, 0], [0, h - 1]] as const) {
       expect(ts.some((t) => x >= t.x && x < t.x + t.width && y >= t.y && y < t.y + t.height)).toBe(true);
     }
-    const xs = [...new Set(ts.map((t) => t.x))].sort((a, b) => a - b);
-    for (let i = 1; i < xs.length; i++) expect(xs[i - 1]! + ts[0]!.width - xs[i]!).toBeGreaterThanOrEqual(0.25 * ts[0]!.width - 1);
+    const fine = ts.filter((t) => t.width === ts[ts.length - 1]!.width);
+    const xs = [...new Set(fine.map((t) => t.x))].sort((a, b) => a - b);
+    for (let i = 1; i < xs.length; i++) expect(xs[i - 1]! + fine[0]!.width - xs[i]!).toBeGreaterThanOrEqual(0.25 * fine[0]!.width - 1);
     return ts;
   }
 
-  it('a 1280-px frame: 3×3 native tiles of 512 px (8/3 model inputs of 192); a 1920×1080 frame: 5×3', () => {
+  it('a 1280-px frame: 3×3 native tiles of 512 px (8/3 model inputs of 192) and its 2×2 halves; a 1920×1080 frame: 5×3 and 2×2', () => {
     const grid = expectCovering(1280, 1280, 192);
-    expect(grid).toHaveLength(9);
-    expect(grid.every((t) => t.width === 512 && t.height === 512)).toBe(true);
-    expect(expectCovering(1920, 1080, 192)).toHaveLength(15);
+    expect(grid).toHaveLength(4 + 9);
+    expect(grid.slice(0, 4).every((t) => t.width === 731 && t.height === 731)).toBe(true);
+    expect(grid.slice(4).every((t) => t.width === 512 && t.height === 512)).toBe(true);
+    expect(expectCovering(1920, 1080, 192)).toHaveLength(4 + 15);
+    expect(expectCovering(800, 600, 192)).toHaveLength(4); // 2×2 of 512: no coarser layout needed
   });
 
   it('a frame no larger than a tile is cut in 2×2 overlapping tiles of itself (its faces seen enlarged)', () => {
@@ -184,7 +187,7 @@ describe('tile geometry', () => {
   it('looks again around an expected face no detection covers: 3 face sizes, inside the frame; shared by faces inside it', () => {
     const frame = { width: 1280, height: 720 };
     const missed = { x: 1250, y: 100, width: 30, height: 30 }; // at the right edge
-    const near = { x: 1200, y: 110, width: 20, height: 20 }; // inside the first square
+    const near = { x: 1210, y: 110, width: 20, height: 20 }; // well inside the first square
     const found = { x: 400, y: 300, width: 40, height: 40 };
     const regions = lookAgainRegions([missed, near, found], [{ box: { x: 402, y: 298, width: 38, height: 42 }, score: 0.9 }], frame, 192, 8);
     expect(regions).toEqual([{ x: 1184, y: 67, width: 96, height: 96 }]); // 96 = half the model input (3 × 30 = 90 is less)

@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
     .option('--reuse-change <n>', "a face whose crop changed by at most this mean grey level (0-255) since its last model read keeps that reading, read at least once a second; 0 reads every crop", nonNegativeNumber, REUSE_MAX_CHANGE)
     .option('--detect-interval <n>', 'run the face detector on every n-th frame; the tracker carries the boxes in between (earlier when a face moves fast, appears or leaves)', positiveInteger, FILE_DETECT_INTERVAL)
-    .option('--tile', 'also detect on a 2x2 grid of tiles (smaller faces, ~5x slower detection)')
+    .option('--tile', 'small faces in wide frames: scan native-resolution tiles every 2 s, look again around tracked faces in between')
     .option('-q, --quiet', 'no progress bar, no summary table, no info lines (errors still print)')
     .option('--jobs <n>', 'with a folder or several inputs: files analysed at once', positiveInteger, 1)
     .addHelpText(

@@ -43,7 +43,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where the expression models run').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .addOption(new Option('--precision <p>', 'encoder copy, as for analyze: auto, int8 or float').choices(['auto', 'float', 'int8']).default('auto'))
     .addOption(new Option('--detector <model>', "face detector, as for analyze: 'full' or 'short'").choices(['short', 'full']).default('full'))
-    .option('--tile', 'also detect on a 2x2 grid of tiles, as for analyze')
+    .option('--tile', 'also detect in native-resolution tiles, as for analyze (a photo is scanned in full)')
     .option('--as-crops', 'the images are face crops already: no detector, the whole image is the crop')
     .option('--limit <n>', 'score at most n images per set, spread evenly over the set (quick runs)', positiveInteger)
     .option('--save-crops <dir>', 'write every crop the model sees as PNG plus dir/crops.csv (framing) and dir/not-found.csv')

@@ -62,6 +62,8 @@ const LOOK_AGAIN_FACES = 3;
 /** An expected face counts as found when a detection covers this share of the smaller box. */
 const FOUND_OVERLAP = 0.3;
 const MODEL_INPUT: Record<FaceModelType, number> = { short: 128, full: 192 };
+/** Look-again squares per detector call: a 2×2 mosaic keeps a face (a third of its square) ~32 px to the model. */
+const MOSAIC = 4;
 /** Tile detections this close (share of tile side) to an inner tile edge are cut-off faces: dropped. */
 const TILE_EDGE = 0.02;
 /** Two boxes are one face when the intersection covers this share of the smaller one. */
@@ -190,10 +192,24 @@ class MediaPipeDetector implements FaceDetector {
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
       for (const d of await this.#inner.detectFaces(input, false)) pushMapped(found, d, whole, frame, work, false);
       if (this.#tile) {
-        const parts = hints === undefined || hints.scan ? scanTiles(frame.width, frame.height, this.#input) : lookAgainRegions(hints.expected, found, frame, this.#input, this.#maxFaces);
         const native = { width: frame.width, height: frame.height };
-        for (const r of parts) {
-          for (const d of await this.#detectIn(frame, r)) pushMapped(found, d, r, frame, native, true);
+        if (hints === undefined || hints.scan) {
+          for (const r of scanTiles(frame.width, frame.height, this.#input)) {
+            for (const d of await this.#detectIn(frame, r)) pushMapped(found, d, r, frame, native, true);
+          }
+        } else {
+          // Look-again squares go to the model MOSAIC at a time, one per cell of a mosaic the size of its input:
+          // one call instead of one per face, each face still ~1/3 of its cell.
+          const regions = lookAgainRegions(hints.expected, found, frame, this.#input, this.#maxFaces);
+          for (let i = 0; i < regions.length; i += MOSAIC) {
+            const group = regions.slice(i, i + MOSAIC);
+            for (const [d, r] of await this.#detectInMosaic(frame, group)) pushMapped(found, d, r, frame, native, true);
+          }
+          // a square whose face the shrunk cell did not show (the smallest faces): once more, at native resolution
+          for (const r of regions) {
+            if (found.some((d) => centreInside(d.box, r))) continue;
+            for (const d of await this.#detectIn(frame, r)) pushMapped(found, d, r, frame, native, true);
+          }
         }
       }
       return mergeDetections(found).slice(0, this.#maxFaces);
@@ -202,6 +218,50 @@ class MediaPipeDetector implements FaceDetector {
     } finally {
       input.dispose();
     }
+  }
+
+  /**
+   * One pass on a mosaic of regions, each shrunk (area average) into a cell of a k×k grid the size of the
+   * model's input; detections come back relative to the region whose cell holds them (cut ones dropped).
+   */
+  async #detectInMosaic(frame: Frame, regions: readonly Region[]): Promise<[RawDetection, Region][]> {
+    const k = Math.ceil(Math.sqrt(regions.length));
+    const side = this.#input;
+    const cell = Math.floor(side / k);
+    const need = side * side * 3;
+    if (this.#regionBuffer.length < need) this.#regionBuffer = new Float32Array(need);
+    const buf = this.#regionBuffer.subarray(0, need).fill(0);
+    regions.forEach((r, i) => shrinkInto(frame, r, buf, side, (i % k) * cell, Math.floor(i / k) * cell, cell));
+    const input = tf.tensor3d(buf, [side, side, 3], 'float32');
+    let raw: RawDetection[];
+    try {
+      raw = await this.#inner.detectFaces(input, false);
+    } finally {
+      input.dispose();
+    }
+    const out: [RawDetection, Region][] = [];
+    for (const d of raw) {
+      const rb = d.locationData.relativeBoundingBox;
+      if (!rb) continue;
+      const col = Math.floor(((rb.xMin + rb.width / 2) * side) / cell);
+      const row = Math.floor(((rb.yMin + rb.height / 2) * side) / cell);
+      const region = col < k && row < k ? regions[row * k + col] : undefined;
+      if (region === undefined) continue;
+      // relative to the cell, which is what pushMapped expects of a region
+      const toCellX = (x: number): number => (x * side - col * cell) / cell;
+      const toCellY = (y: number): number => (y * side - row * cell) / cell;
+      out.push([
+        {
+          ...(d.score === undefined ? {} : { score: d.score }),
+          locationData: {
+            relativeBoundingBox: { xMin: toCellX(rb.xMin), yMin: toCellY(rb.yMin), width: (rb.width * side) / cell, height: (rb.height * side) / cell },
+            relativeKeypoints: (d.locationData.relativeKeypoints ?? []).map((p) => ({ x: toCellX(p.x), y: toCellY(p.y) })),
+          },
+        },
+        region,
+      ]);
+    }
+    return out;
   }
 
   /** One pass on a region of the frame at native resolution (regions are at most a scan tile wide). */
@@ -223,6 +283,42 @@ class MediaPipeDetector implements FaceDetector {
   }
 }
 
+function centreInside(b: Box, r: Region): boolean {
+  const cx = b.x + b.width / 2;
+  const cy = b.y + b.height / 2;
+  return cx >= r.x && cx < r.x + r.width && cy >= r.y && cy < r.y + r.height;
+}
+
+/** Area-average shrink of region `r` of an RGB24 frame into a `cell`-px square at (ox, oy) of a float image `side` px wide. */
+function shrinkInto(frame: Frame, r: Region, out: Float32Array, side: number, ox: number, oy: number, cell: number): void {
+  const src = frame.data;
+  const sx = r.width / cell;
+  const sy = r.height / cell;
+  for (let y = 0; y < cell; y++) {
+    const y0 = r.y + Math.floor(y * sy);
+    const y1 = Math.max(y0 + 1, r.y + Math.floor((y + 1) * sy));
+    for (let x = 0; x < cell; x++) {
+      const x0 = r.x + Math.floor(x * sx);
+      const x1 = Math.max(x0 + 1, r.x + Math.floor((x + 1) * sx));
+      let red = 0;
+      let green = 0;
+      let blue = 0;
+      for (let yy = y0; yy < y1; yy++) {
+        for (let p = (yy * frame.width + x0) * 3, end = (yy * frame.width + x1) * 3; p < end; p += 3) {
+          red += src[p]!;
+          green += src[p + 1]!;
+          blue += src[p + 2]!;
+        }
+      }
+      const n = (y1 - y0) * (x1 - x0);
+      const o = ((oy + y) * side + ox + x) * 3;
+      out[o] = red / n;
+      out[o + 1] = green / n;
+      out[o + 2] = blue / n;
+    }
+  }
+}
+
 /** Starts and length of overlapping tiles along one side of `length` px, tiles at most `tile` px long. */
 function axisTiles(length: number, tile: number): { starts: number[]; size: number } {
   // a side no longer than one tile is still cut in two: its faces are seen a little enlarged
@@ -232,19 +328,26 @@ function axisTiles(length: number, tile: number): { starts: number[]; size: numb
   return { starts: Array.from({ length: n }, (_, i) => Math.round(i * step)), size };
 }
 
-/** Overlapping native-resolution tiles covering a w×h frame, each at most TILE_INPUTS model inputs wide. */
+/**
+ * Overlapping native-resolution tiles covering a w×h frame, each at most TILE_INPUTS model inputs wide. A face
+ * larger than the overlap can be cut in every such tile, and one that large is left to the whole-frame pass,
+ * which can miss it too (a turned or dim face): so a frame that needs more than two of these tiles across also
+ * gets the 2×2 layout of its own halves, whose overlap is a quarter of the frame.
+ */
 export function scanTiles(w: number, h: number, modelInput = MODEL_INPUT.full): Region[] {
   const side = Math.round(TILE_INPUTS * modelInput);
+  const layout = (xs: { starts: number[]; size: number }, ys: { starts: number[]; size: number }): Region[] =>
+    ys.starts.flatMap((y) => xs.starts.map((x) => ({ x, y, width: xs.size, height: ys.size })));
   const xs = axisTiles(w, side);
   const ys = axisTiles(h, side);
-  const out: Region[] = [];
-  for (const y of ys.starts) for (const x of xs.starts) out.push({ x, y, width: xs.size, height: ys.size });
-  return out;
+  const fine = layout(xs, ys);
+  if (xs.starts.length <= 2 && ys.starts.length <= 2) return fine;
+  return [...layout(axisTiles(w, Math.max(w, side) + 1), axisTiles(h, Math.max(h, side) + 1)), ...fine];
 }
 
 /**
- * Squares around the expected faces that `found` does not cover, inside the frame; an expected face inside
- * an earlier square shares it. At most `max`.
+ * Squares around the expected faces that `found` does not cover, inside the frame; an expected face well
+ * inside an earlier square shares it. At most `max`.
  */
 export function lookAgainRegions(expected: readonly Box[], found: readonly Detection[], frame: { width: number; height: number }, modelInput: number, max: number): Region[] {
   const out: Region[] = [];
@@ -252,7 +355,9 @@ export function lookAgainRegions(expected: readonly Box[], found: readonly Detec
   for (const b of expected) {
     if (out.length >= max) break;
     if (found.some((d) => overlapOfSmaller(d.box, b) > FOUND_OVERLAP)) continue;
-    if (out.some((r) => b.x >= r.x && b.y >= r.y && b.x + b.width <= r.x + r.width && b.y + b.height <= r.y + r.height)) continue;
+    // shared only well inside: a face at a square's edge is dropped there as cut
+    const m = Math.max(b.width, b.height) / 2;
+    if (out.some((r) => b.x - m >= r.x && b.y - m >= r.y && b.x + b.width + m <= r.x + r.width && b.y + b.height + m <= r.y + r.height)) continue;
     const side = Math.floor(Math.min(cap, frame.width, frame.height, Math.max(modelInput / 2, LOOK_AGAIN_FACES * Math.max(b.width, b.height))));
     const x = Math.round(Math.min(Math.max(b.x + b.width / 2 - side / 2, 0), frame.width - side));
     const y = Math.round(Math.min(Math.max(b.y + b.height / 2 - side / 2, 0), frame.height - side));
