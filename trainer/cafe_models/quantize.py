@@ -41,10 +41,20 @@ class QuantizePlan:
     kept_float: list[str]  # nodes of the quantised branches left in float
 
 
+def _pointwise(model: onnx.ModelProto, conv: onnx.NodeProto) -> bool:
+    """A 1x1 convolution over all channels (group 1): the costly kind, and the one int8 rounds most gently."""
+    weights = {i.name: i for i in model.graph.initializer}
+    w = weights.get(conv.input[1]) if len(conv.input) > 1 else None
+    group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+    return w is not None and list(w.dims[2:]) == [1, 1] and group == 1
+
+
 def plan_nodes(model: onnx.ModelProto, branches: Sequence[str] = QUANTIZED_BRANCHES,
-               float_convs: int = FLOAT_CONVS) -> QuantizePlan:
+               float_convs: int = FLOAT_CONVS, float_pointwise: bool = True) -> QuantizePlan:
     """Nodes named `<branch>/...` are quantised, except each branch's first `float_convs` convolutions and the
-    activations that read them (a Conv and its ReLU are fused; splitting them would put a round trip between)."""
+    activations that read them (a Conv and its ReLU are fused; splitting them would put a round trip between).
+    `float_pointwise=False` quantises the 1x1 convolutions among those first ones too (only the spatial ones
+    stay float)."""
     nodes = list(model.graph.node)
     quantize, kept = [], []
     for branch in branches:
@@ -52,6 +62,8 @@ def plan_nodes(model: onnx.ModelProto, branches: Sequence[str] = QUANTIZED_BRANC
         if not own:
             raise QuantizeError(f"no node of branch {branch!r} in the encoder (node names start with the branch)")
         convs = [n for n in own if n.op_type == "Conv"][:float_convs]
+        if not float_pointwise:
+            convs = [n for n in convs if not _pointwise(model, n)]
         outputs = {o for n in convs for o in n.output}
         float_set = {n.name for n in convs} | {n.name for n in own if n.op_type in ACTIVATIONS and n.input[0] in outputs}
         quantize += [n.name for n in own if n.name not in float_set]
@@ -114,7 +126,7 @@ class _Batches:
 def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibration: list[np.ndarray],
                      correction: list[np.ndarray], run_float, run_int8_factory, *,
                      branches: Sequence[str] = QUANTIZED_BRANCHES, float_convs: int = FLOAT_CONVS,
-                     output_name: str = "features") -> dict:
+                     float_pointwise: bool = True, output_name: str = "features") -> dict:
     """Writes the int8 encoder to `out_path` and returns what was done (for the manifest).
 
     `calibration` and `correction` are lists of preprocessed input batches (disjoint images); `run_float(x)`
@@ -131,7 +143,7 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
         # planned on the prepared graph: its optimiser folds each bias Add into its Conv, so a Conv's
         # activation reads the Conv directly there
         quant_pre_process(str(wide), str(prepared), skip_symbolic_shape=True)
-        plan = plan_nodes(onnx.load(str(prepared)), branches, float_convs)
+        plan = plan_nodes(onnx.load(str(prepared)), branches, float_convs, float_pointwise)
         quantize_static(str(prepared), str(quantized), _Batches(input_name, calibration),
                         quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
@@ -154,6 +166,7 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
         "method": "onnxruntime quantize_static, QDQ, weights int8 per channel, activations uint8 (MinMax)",
         "branches": list(branches),
         "float_convs_per_branch": float_convs,
+        "float_pointwise": float_pointwise,
         "nodes_quantized": len(plan.quantize),
         "nodes_kept_float": plan.kept_float,
         "correction": "per-feature a * f + b, least squares against the float encoder",

@@ -13,17 +13,17 @@ from cafe_models.onnx_fp16 import load_fp32, store_fp16
 from cafe_models.quantize import QuantizeError, fit_affine, plan_nodes, quantize_encoder
 
 
-def _encoder(seed: int = 0) -> onnx.ModelProto:
+def _encoder(seed: int = 0, kernels: tuple[int, ...] = (3, 3, 3, 3)) -> onnx.ModelProto:
     """image (N,3,32,32) -> features (N, 16 + 3): a 4-conv 'faceres' branch with ReLU6 and a mean, and an
     'other' branch (a mean of the input), concatenated as the real encoder's branches are."""
     rng = np.random.default_rng(seed)
     nodes, inits, prev, cin = [], [], "image", 3
-    for i, cout in enumerate((8, 16, 16, 16)):
-        w = rng.normal(0, (2.0 / (cin * 9)) ** 0.5, (cout, cin, 3, 3)).astype(np.float32)
+    for i, (cout, k) in enumerate(zip((8, 16, 16, 16), kernels)):
+        w = rng.normal(0, (2.0 / (cin * k * k)) ** 0.5, (cout, cin, k, k)).astype(np.float32)
         b = rng.normal(0, 0.1, cout).astype(np.float32)
         inits += [numpy_helper.from_array(w, f"faceres/w{i}"), numpy_helper.from_array(b, f"faceres/b{i}")]
         nodes.append(helper.make_node("Conv", [prev, f"faceres/w{i}", f"faceres/b{i}"], [f"faceres/c{i}"],
-                                      name=f"faceres/conv{i}", pads=[1, 1, 1, 1]))
+                                      name=f"faceres/conv{i}", pads=[k // 2] * 4))
         nodes.append(helper.make_node("Clip", [f"faceres/c{i}", "lo", "hi"], [f"faceres/r{i}"], name=f"faceres/relu{i}"))
         prev, cin = f"faceres/r{i}", cout
     inits += [numpy_helper.from_array(np.array(0, np.float32), "lo"), numpy_helper.from_array(np.array(6, np.float32), "hi")]
@@ -78,6 +78,15 @@ def test_plan_keeps_the_first_convolutions_and_their_activations_float():
     assert not any(n.startswith("other/") for n in plan.quantize)
     with pytest.raises(QuantizeError, match="no node of branch 'missing'"):
         plan_nodes(_encoder(), ("missing",))
+
+
+def test_plan_can_quantise_the_pointwise_convolutions_among_the_first_ones():
+    model = _encoder(kernels=(3, 1, 3, 1))
+    plan = plan_nodes(model, ("faceres",), float_convs=3, float_pointwise=False)
+    assert plan.kept_float == ["faceres/conv0", "faceres/relu0", "faceres/conv2", "faceres/relu2"]
+    assert {"faceres/conv1", "faceres/relu1", "faceres/conv3"} <= set(plan.quantize)
+    # the default keeps all of the first three, 1x1 or not
+    assert "faceres/conv1" in plan_nodes(model, ("faceres",), float_convs=3).kept_float
 
 
 def test_fit_affine_recovers_a_known_map_and_keeps_flat_features():
