@@ -80,6 +80,14 @@ export const liveConfigSchema = z
     device: z.enum(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu').describe('execution provider for the models'),
     precision: z.enum(['auto', 'float', 'int8']).default('auto').describe('encoder copy: auto (int8 on the CPU, float on a GPU), int8 or float'),
     models: z.string().min(1).default('models').describe('folder with the encoder and CAFE head (see docs/models.md)'),
+    detector: z
+      .object({
+        model: z.enum(['full', 'short']).default('full').describe("MediaPipe's full-range (192 px, faces to ~5 m) or short-range (128 px) detector"),
+        tile: z.boolean().default(false).describe('small faces in wide frames (a classroom, a meeting room): tile scans every detection.scanSeconds and looks again around tracked faces'),
+      })
+      .strict()
+      .default({})
+      .describe('the face detector every camera shares'),
     batching: batchOptionsSchema.default({}).describe('the shared model stage: crops per call, deadline, calls in flight'),
     pipeline: pipelineOptionsSchema
       .omit({ batch: true })

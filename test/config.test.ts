@@ -26,6 +26,9 @@ describe('live config', () => {
     expect(cfg.shutdownSeconds).toBe(10);
     expect(pipelineOptionsOf(cfg).batch).toEqual(cfg.batching);
     expect(pipelineOptionsOf(cfg).tracker.maxLostSeconds).toBe(1);
+    expect(cfg.detector).toEqual({ model: 'full', tile: false });
+    expect(pipelineOptionsOf(cfg).detection.scanSeconds).toBe(2);
+    expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', tile: true });
   });
 
   it('names the unknown key by its path', () => {
@@ -42,6 +45,9 @@ describe('live config', () => {
     expect(keyOf(() => parseLiveConfig({ http: { port: 70000 } }))).toBe('http.port');
     expect(keyOf(() => parseLiveConfig({ batching: { maxBatch: 0 } }))).toBe('batching.maxBatch');
     expect(keyOf(() => parseLiveConfig({ device: 'tpu' }))).toBe('device');
+    expect(keyOf(() => parseLiveConfig({ detector: { model: 'huge' } }))).toBe('detector.model');
+    expect(keyOf(() => parseLiveConfig({ detector: { tiles: true } }))).toBe('detector.tiles');
+    expect(keyOf(() => parseLiveConfig({ pipeline: { detection: { scanSeconds: -1 } } }))).toBe('pipeline.detection.scanSeconds');
     expect(keyOf(() => parseLiveConfig({ reconnect: { initialDelayMs: 5000, maxDelayMs: 100 } }))).toBe('reconnect.maxDelayMs');
   });
 
