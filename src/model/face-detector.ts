@@ -12,8 +12,9 @@
 //   larger than that gets 2×2 tiles of itself), so a 50-px face in a 1280-px frame is ~20 px to the model;
 // - a look-again: around each face the tracker expects (DetectHints) that the whole-frame pass did not find, a
 //   square of 3 face sizes.
-// A detector call costs about the same whatever the size of its input, so a scan of 9 tiles is 9 calls: the
-// tracker asks for one every couple of seconds (new faces) and looks again at the faces it has in between.
+// A detector call costs about the same whatever the size of its input, so a scan (13 calls at 1280×1280) is
+// dear: the tracker asks for one every couple of seconds (new faces) and looks again at the faces it has in
+// between, four squares to a call.
 
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -264,7 +265,7 @@ class MediaPipeDetector implements FaceDetector {
     return out;
   }
 
-  /** One pass on a region of the frame at native resolution (regions are at most a scan tile wide). */
+  /** One pass on a region of the frame at native resolution (the model letterboxes it into its input). */
   async #detectIn(frame: Frame, r: Region): Promise<RawDetection[]> {
     const need = r.width * r.height * 3;
     if (this.#regionBuffer.length < need) this.#regionBuffer = new Float32Array(need);
@@ -319,13 +320,23 @@ function shrinkInto(frame: Frame, r: Region, out: Float32Array, side: number, ox
   }
 }
 
-/** Starts and length of overlapping tiles along one side of `length` px, tiles at most `tile` px long. */
-function axisTiles(length: number, tile: number): { starts: number[]; size: number } {
-  // a side no longer than one tile is still cut in two: its faces are seen a little enlarged
-  const size = length <= tile ? Math.round(length / (2 - TILE_OVERLAP)) : tile;
-  const n = length <= tile ? 2 : Math.ceil((length - TILE_OVERLAP * tile) / ((1 - TILE_OVERLAP) * tile));
-  const step = (length - size) / (n - 1);
-  return { starts: Array.from({ length: n }, (_, i) => Math.round(i * step)), size };
+interface AxisTiles {
+  starts: number[];
+  size: number;
+}
+
+/** Two tiles along a side, overlapping by TILE_OVERLAP of their length. */
+function halves(length: number): AxisTiles {
+  const size = Math.round(length / (2 - TILE_OVERLAP));
+  return { starts: [0, length - size], size };
+}
+
+/** Overlapping tiles `tile` px long along a side; a side no longer than one tile is halved (faces seen enlarged). */
+function axisTiles(length: number, tile: number): AxisTiles {
+  if (length <= tile) return halves(length);
+  const n = Math.ceil((length - TILE_OVERLAP * tile) / ((1 - TILE_OVERLAP) * tile));
+  const step = (length - tile) / (n - 1);
+  return { starts: Array.from({ length: n }, (_, i) => Math.round(i * step)), size: tile };
 }
 
 /**
@@ -336,13 +347,12 @@ function axisTiles(length: number, tile: number): { starts: number[]; size: numb
  */
 export function scanTiles(w: number, h: number, modelInput = MODEL_INPUT.full): Region[] {
   const side = Math.round(TILE_INPUTS * modelInput);
-  const layout = (xs: { starts: number[]; size: number }, ys: { starts: number[]; size: number }): Region[] =>
-    ys.starts.flatMap((y) => xs.starts.map((x) => ({ x, y, width: xs.size, height: ys.size })));
+  const layout = (xs: AxisTiles, ys: AxisTiles): Region[] => ys.starts.flatMap((y) => xs.starts.map((x) => ({ x, y, width: xs.size, height: ys.size })));
   const xs = axisTiles(w, side);
   const ys = axisTiles(h, side);
   const fine = layout(xs, ys);
   if (xs.starts.length <= 2 && ys.starts.length <= 2) return fine;
-  return [...layout(axisTiles(w, Math.max(w, side) + 1), axisTiles(h, Math.max(h, side) + 1)), ...fine];
+  return [...layout(halves(w), halves(h)), ...fine];
 }
 
 /**

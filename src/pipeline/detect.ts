@@ -13,7 +13,7 @@ export function detect(detector: DetectorPort): OperatorFunction<Frame, Detected
 /** One detector call; a failure becomes a CafeStreamError naming the frame. */
 export async function detectOne(detector: DetectorPort, frame: Frame, hints?: DetectHints): Promise<Detection[]> {
   try {
-    return await (hints === undefined ? detector.detect(frame) : detector.detect(frame, hints));
+    return await detector.detect(frame, hints);
   } catch (err) {
     if (err instanceof CafeStreamError) throw err;
     throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on frame ${frame.frameId}: ${errorLine(err)}`, { cause: err });

@@ -41,9 +41,8 @@ class QuantizePlan:
     kept_float: list[str]  # nodes of the quantised branches left in float
 
 
-def _pointwise(model: onnx.ModelProto, conv: onnx.NodeProto) -> bool:
-    """A 1x1 convolution over all channels (group 1): the costly kind, and the one int8 rounds most gently."""
-    weights = {i.name: i for i in model.graph.initializer}
+def _pointwise(weights: dict[str, onnx.TensorProto], conv: onnx.NodeProto) -> bool:
+    """A 1x1 convolution over all channels (group 1): the costly kind of the first layers."""
     w = weights.get(conv.input[1]) if len(conv.input) > 1 else None
     group = next((a.i for a in conv.attribute if a.name == "group"), 1)
     return w is not None and list(w.dims[2:]) == [1, 1] and group == 1
@@ -63,7 +62,8 @@ def plan_nodes(model: onnx.ModelProto, branches: Sequence[str] = QUANTIZED_BRANC
             raise QuantizeError(f"no node of branch {branch!r} in the encoder (node names start with the branch)")
         convs = [n for n in own if n.op_type == "Conv"][:float_convs]
         if not float_pointwise:
-            convs = [n for n in convs if not _pointwise(model, n)]
+            weights = {i.name: i for i in model.graph.initializer}
+            convs = [n for n in convs if not _pointwise(weights, n)]
         outputs = {o for n in convs for o in n.output}
         float_set = {n.name for n in convs} | {n.name for n in own if n.op_type in ACTIVATIONS and n.input[0] in outputs}
         quantize += [n.name for n in own if n.name not in float_set]
