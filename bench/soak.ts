@@ -2,7 +2,7 @@
 // shared clips) through one LiveRunner for M minutes, with the real detector and models.
 //
 //   npx tsx bench/soak.ts --streams 2 --minutes 1 [--sample-fps 10] [--models dir] [--interval 10] [--detector-thread]
-//                         [--detect-interval N] [--in-flight N]
+//                         [--detect-interval N] [--in-flight N] [--no-mosaic]
 //
 // Every `interval` seconds it prints RSS and, per stream, decoded / analysed / skipped fps over that interval;
 // at the end, end-to-end latency p50/p95 (a frame's wall-clock time → its face.observation accepted by the
@@ -41,7 +41,11 @@ const { values: args } = parseArgs({
     'detector-thread': { type: 'boolean', default: false },
     'detect-interval': { type: 'string', default: '1' },
     'in-flight': { type: 'string', default: '2' },
+    // --no-mosaic: every frame its own detector call (the detector's default shares calls across cameras)
+    mosaic: { type: 'boolean', default: true },
+    'scan-seconds': { type: 'string' },
   },
+  allowNegative: true,
 });
 const nStreams = Number(args.streams);
 const minutes = Number(args.minutes);
@@ -93,14 +97,15 @@ async function main(): Promise<void> {
   const log = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
   const metrics = new LiveMetrics({ defaultMetrics: false });
   // serve runs the detector on the main thread; --detector-thread runs it on its worker thread
-  const detector = args['detector-thread'] === true ? await loadFaceDetectorThread() : await loadFaceDetector();
+  const detectorOptions = { mosaic: args.mosaic };
+  const detector = args['detector-thread'] === true ? await loadFaceDetectorThread(detectorOptions) : await loadFaceDetector(detectorOptions);
   const model = await loadExpressionModel({ modelsDir, device: args.device as 'cpu', log: (m: string) => console.error(m) });
   const latencies: number[] = [];
   const onEvent = (e: TimelineEvent): void => {
     if (e.type === 'face.observation') latencies.push(Date.now() / 1000 - e.time);
   };
   // serve's `pipeline.detection.interval` (default 1: the detector on every frame)
-  const options = { detection: { interval: Number(args['detect-interval']) } };
+  const options = { detection: { interval: Number(args['detect-interval']), ...(args['scan-seconds'] === undefined ? {} : { scanSeconds: Number(args['scan-seconds']) }) } };
   // serve's bound on frames of all cameras inside the pipeline at once (admission.ts, default 2)
   const maxFramesInFlight = Number(args['in-flight']);
   const runner = new LiveRunner({ detector, model, sinks: [new CountingSink()], metrics, log, onEvent, options, maxFramesInFlight });
@@ -134,6 +139,7 @@ async function main(): Promise<void> {
     prev = now;
   }
   await runner.close();
+  const dc = await detector.counts();
   detector.close();
   server.kill('SIGTERM');
 
@@ -168,6 +174,9 @@ async function main(): Promise<void> {
   console.log(`  latency frame→event: p50 ${(percentile(latencies, 50) * 1000).toFixed(0)} ms, p95 ${(percentile(latencies, 95) * 1000).toFixed(0)} ms (n=${latencies.length})`);
   console.log(`  RSS MB: first ${rssSeries[0]?.toFixed(0)}, max ${Math.max(...rssSeries).toFixed(0)}, last ${rssSeries[rssSeries.length - 1]?.toFixed(0)}`);
   if (count) console.log(`  model stage: ${count} calls, mean batch ${((sum ?? 0) / count).toFixed(2)}`);
+  console.log(
+    `  detector: ${dc.frames} frames in ${dc.calls} calls (${(dc.frames / Math.max(1, dc.calls)).toFixed(2)} a call); ${dc.mosaicFrames} frames shared a mosaic call, ${dc.mosaicRetries} went again alone`,
+  );
   process.exit(0);
 }
 

@@ -84,6 +84,10 @@ export const liveConfigSchema = z
       .object({
         model: z.enum(['full', 'short']).default('full').describe("MediaPipe's full-range (192 px, faces to ~5 m) or short-range (128 px) detector"),
         tile: z.boolean().default(false).describe('small faces in wide frames (a classroom, a meeting room): tile scans every detection.scanSeconds and looks again around tracked faces'),
+        mosaic: z
+          .boolean()
+          .default(true)
+          .describe('cameras whose frames wait for the detector together share one call (a 2×2 mosaic) while their tracked faces are large; off with tile'),
       })
       .strict()
       .default({})

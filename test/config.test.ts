@@ -26,7 +26,7 @@ describe('live config', () => {
     expect(cfg.shutdownSeconds).toBe(10);
     expect(pipelineOptionsOf(cfg).batch).toEqual(cfg.batching);
     expect(pipelineOptionsOf(cfg).tracker.maxLostSeconds).toBe(1);
-    expect(cfg.detector).toEqual({ model: 'full', tile: false });
+    expect(cfg.detector).toEqual({ model: 'full', tile: false, mosaic: true });
     expect(pipelineOptionsOf(cfg).detection.scanSeconds).toBe(2);
     expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', tile: true });
   });

@@ -5,6 +5,7 @@ import { lastValueFrom, skip, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadImageFrame } from '../src/ingest/image.js';
+import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector } from '../src/model/face-detector.js';
 import type { Detection, Frame } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
@@ -147,6 +148,94 @@ describe('face detector', () => {
   it('rejects a frame whose bytes do not match its size', async () => {
     const bad: Frame = { streamId: 's', frameId: 0, pts: 0, width: 10, height: 10, data: Buffer.alloc(10) };
     await expect(detector.detect(bad)).rejects.toMatchObject({ code: 'CS_ERR_DETECTOR' });
+  });
+});
+
+describe('detector calls shared across streams (mosaic)', () => {
+  /** frame 10 of each of four single-face clips: four cameras' frames waiting for the detector at once. */
+  let frames: Frame[];
+  let solo: Detection[][];
+  beforeAll(async () => {
+    frames = await Promise.all(['d0.mp4', 'd3.mp4', 'd12.mp4', 'd18.mp4'].map(async (c, i) => ({ ...(await clipFrames(c, 10, 1))[0]!, streamId: `cam${i}` })));
+    const alone = await loadFaceDetector({ mosaic: false });
+    try {
+      solo = [];
+      for (const f of frames) solo.push(await alone.detect(f));
+      expect(await alone.counts()).toMatchObject({ frames: 4, calls: 4, mosaicFrames: 0 });
+    } finally {
+      alone.close();
+    }
+    for (const s of solo) expect(s).toHaveLength(1);
+  });
+
+  const iou = (a: Detection['box'], b: Detection['box']): number => {
+    const iw = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+    const ih = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+    return iw <= 0 || ih <= 0 ? 0 : (iw * ih) / (a.width * a.height + b.width * b.height - iw * ih);
+  };
+
+  it('four streams waiting together share one call and each gets its own face, where a call of its own finds it', async () => {
+    const shared = await loadFaceDetector();
+    try {
+      const found = await Promise.all(frames.map((f, i) => shared.detect(f, { expected: solo[i]!.map((d) => d.box), scan: false })));
+      expect(await shared.counts()).toEqual({ frames: 4, calls: 1, mosaicFrames: 4, mosaicRetries: 0 });
+      found.forEach((faces, i) => {
+        expect(faces).toHaveLength(1);
+        expectInside(faces[0]!, frames[i]!);
+        expect(iou(faces[0]!.box, solo[i]![0]!.box)).toBeGreaterThan(0.75);
+        const eye = (d: Detection): { x: number; y: number } => d.keypoints!.find((k) => k.name === 'rightEye')!;
+        expect(Math.hypot(eye(faces[0]!).x - eye(solo[i]![0]!).x, eye(faces[0]!).y - eye(solo[i]![0]!).y)).toBeLessThan(0.08 * solo[i]![0]!.box.width);
+      });
+    } finally {
+      shared.close();
+    }
+  });
+
+  it('a frame whose tracked face the mosaic misses goes again alone; a scan, a small face or no tracked face never shares', async () => {
+    const shared = await loadFaceDetector();
+    try {
+      const [a, b, c, d] = frames as [Frame, Frame, Frame, Frame];
+      const nowhere = { x: 0, y: 0, width: 200, height: 200 }; // a face the tracker expects where there is none
+      const found = await Promise.all([
+        shared.detect(a, { expected: [nowhere], scan: false }),
+        shared.detect(b, { expected: solo[1]!.map((x) => x.box), scan: false }),
+        shared.detect(c, { expected: solo[2]!.map((x) => x.box), scan: true }),
+        shared.detect(d, { expected: [{ x: 10, y: 10, width: 60, height: 60 }], scan: false }),
+        shared.detect({ ...a, streamId: 'cam4' }),
+      ]);
+      // a and b share a call; a goes again alone; c (scan), d (a face ~11 px in a quarter of the input) and the
+      // frame with no hints are served alone
+      expect(await shared.counts()).toEqual({ frames: 5, calls: 5, mosaicFrames: 1, mosaicRetries: 1 });
+      expect(found[0]!.map((x) => x.box)).toEqual(found[4]!.map((x) => x.box));
+      for (const faces of found) expect(faces).toHaveLength(1);
+    } finally {
+      shared.close();
+    }
+  });
+
+  it('on the detector thread too: frames posted together share a call', async () => {
+    const thread = await loadFaceDetectorThread();
+    try {
+      const found = await Promise.all(frames.map((f, i) => thread.detect(f, { expected: solo[i]!.map((d) => d.box), scan: false })));
+      const counts = await thread.counts();
+      expect(counts.frames).toBe(4);
+      // the first frame may be taken alone before the others' messages arrive; the rest share
+      expect(counts.calls).toBeLessThanOrEqual(2);
+      expect(counts.mosaicFrames).toBeGreaterThanOrEqual(3);
+      found.forEach((faces, i) => expect(iou(faces[0]!.box, solo[i]![0]!.box)).toBeGreaterThan(0.75));
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it('with mosaic off, every frame has a call of its own', async () => {
+    const own = await loadFaceDetector({ mosaic: false });
+    try {
+      await Promise.all(frames.map((f, i) => own.detect(f, { expected: solo[i]!.map((d) => d.box), scan: false })));
+      expect(await own.counts()).toMatchObject({ frames: 4, calls: 4, mosaicFrames: 0 });
+    } finally {
+      own.close();
+    }
   });
 });
 

@@ -210,7 +210,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     sinks = await buildSinks(config.sinks, http, log, opts.kafkaHeaders);
     // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
     // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
-    detector = await loadFaceDetectorThread({ model: config.detector.model, ...(config.detector.tile ? { tile: true } : {}) });
+    detector = await loadFaceDetectorThread({ model: config.detector.model, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
     const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     runner = new LiveRunner({

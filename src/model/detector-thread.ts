@@ -13,16 +13,18 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CafeStreamError, ConfigError, ModelError } from '../errors.js';
 import type { DetectHints, Detection, Frame } from '../types.js';
-import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
+import type { DetectorCounts, FaceDetector, FaceDetectorOptions } from './face-detector.js';
 
 export type ToDetector =
   | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; hints?: DetectHints }
+  | { type: 'counts'; id: number }
   | { type: 'close' };
 
 export type FromDetector =
   | { type: 'ready'; name: string }
   | { type: 'load-error'; message: string; code?: string | undefined }
   | { type: 'result'; id: number; detections: Detection[] }
+  | { type: 'counts'; id: number; counts: DetectorCounts }
   | { type: 'error'; id: number; message: string; code?: string | undefined };
 
 /** Loads the detector in a worker thread; rejects with the worker's own load error (a ModelError or ConfigError). */
@@ -64,6 +66,7 @@ class ThreadDetector implements FaceDetector {
   readonly name: string;
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (d: Detection[]) => void; reject: (e: unknown) => void }>();
+  readonly #asked = new Map<number, { resolve: (c: DetectorCounts) => void; reject: (e: unknown) => void }>();
   #nextId = 1;
   #dead: Error | undefined;
 
@@ -71,6 +74,11 @@ class ThreadDetector implements FaceDetector {
     this.name = name;
     this.#worker = worker;
     worker.on('message', (msg: FromDetector) => {
+      if (msg.type === 'counts') {
+        this.#asked.get(msg.id)?.resolve(msg.counts);
+        this.#asked.delete(msg.id);
+        return;
+      }
       if (msg.type !== 'result' && msg.type !== 'error') return;
       const p = this.#pending.get(msg.id);
       this.#pending.delete(msg.id);
@@ -99,6 +107,15 @@ class ThreadDetector implements FaceDetector {
     });
   }
 
+  counts(): Promise<DetectorCounts> {
+    if (this.#dead !== undefined) return Promise.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${this.#dead.message}`));
+    const id = this.#nextId++;
+    return new Promise<DetectorCounts>((resolve, reject) => {
+      this.#asked.set(id, { resolve, reject });
+      this.#worker.postMessage({ type: 'counts', id } satisfies ToDetector);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#dead !== undefined) return;
     this.#die(new Error('closed'));
@@ -111,5 +128,7 @@ class ThreadDetector implements FaceDetector {
     this.#dead = err;
     for (const p of this.#pending.values()) p.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${err.message}`));
     this.#pending.clear();
+    for (const a of this.#asked.values()) a.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${err.message}`));
+    this.#asked.clear();
   }
 }

@@ -42,6 +42,12 @@ export interface FaceDetectorOptions {
   workingWidth?: number;
   /** also detect at native resolution in tiles and around expected faces, for small faces; default false. */
   tile?: boolean;
+  /**
+   * frames of several streams that wait for the detector together go to it in one call, a 2×2 mosaic, when
+   * their tracked faces stay large enough at half the model's input; default true. A frame whose expected
+   * face the mosaic misses is detected again on its own.
+   */
+  mosaic?: boolean;
 }
 
 export interface FaceDetector {
@@ -51,9 +57,11 @@ export interface FaceDetector {
   close(): void | Promise<void>;
   /** e.g. "mediapipe-full@640+tiles", for logs and benchmarks. */
   readonly name: string;
+  /** frames served and model calls so far (a thread's answer comes from the thread). */
+  counts(): Promise<DetectorCounts>;
 }
 
-const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false };
+const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false, mosaic: true };
 /** Share of a tile's side that neighbouring tiles overlap by (at least): faces smaller than this are whole in some tile. */
 const TILE_OVERLAP = 0.25;
 /** A scan tile is this many model inputs wide: a face a tenth of the tile is ~27 % of the model's input. */
@@ -63,8 +71,14 @@ const LOOK_AGAIN_FACES = 3;
 /** An expected face counts as found when a detection covers this share of the smaller box. */
 const FOUND_OVERLAP = 0.3;
 const MODEL_INPUT: Record<FaceModelType, number> = { short: 128, full: 192 };
-/** Look-again squares per detector call: a 2×2 mosaic keeps a face (a third of its square) ~32 px to the model. */
+/** Look-again squares or streams' frames per detector call: a 2×2 mosaic keeps a face (a third of its square) ~32 px to the model. */
 const MOSAIC = 4;
+/**
+ * A stream's frame joins a mosaic only when each face its tracker expects is at least this many pixels (the
+ * box's shorter side) at the model's input once the frame is shrunk into a quarter of it: BlazeFace's boxes and
+ * keypoints stay close to a solo pass there (test/face-detector.test.ts), and smaller faces start to be missed.
+ */
+const MOSAIC_MIN_FACE = 28;
 /** Tile detections this close (share of tile side) to an inner tile edge are cut-off faces: dropped. */
 const TILE_EDGE = 0.02;
 /** Two boxes are one face when the intersection covers this share of the smaller one. */
@@ -112,6 +126,7 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
   const maxFaces = opts.maxFaces ?? DEFAULTS.maxFaces;
   const workingWidth = opts.workingWidth ?? DEFAULTS.workingWidth;
   const tile = opts.tile ?? DEFAULTS.tile;
+  const mosaic = opts.mosaic ?? DEFAULTS.mosaic;
   if (model !== 'short' && model !== 'full') throw new ConfigError('detector.model', `detector model must be short or full, got ${model}`);
   const minScore = opts.minScore ?? DEFAULTS.minScore;
   if (!(minScore >= 0 && minScore <= 1)) throw new ConfigError('detector.minScore', `detector min score must be in [0, 1], got ${minScore}`);
@@ -137,7 +152,7 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
   }
   // The config object is a shared module constant: replace it on this instance, never mutate it.
   inner.tensorsToDetectionConfig = { ...inner.tensorsToDetectionConfig, minScoreThresh: minScore };
-  return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile });
+  return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile, mosaic });
 }
 
 interface Region {
@@ -147,32 +162,61 @@ interface Region {
   height: number;
 }
 
+/** A frame waiting for the detector. */
+interface Job {
+  frame: Frame;
+  hints: DetectHints | undefined;
+  resolve: (d: Detection[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A part of a frame that goes into one cell of a mosaic. */
+interface Cell {
+  frame: Frame;
+  region: Region;
+}
+
+/** Detector calls and the frames they served (benchmarks read them). */
+export interface DetectorCounts {
+  frames: number;
+  /** frames served by a mosaic call of several streams' frames. */
+  mosaicFrames: number;
+  /** mosaic frames whose expected face the mosaic missed: detected again on their own. */
+  mosaicRetries: number;
+  /** calls into the model, of any kind (whole frame, tile, look-again, mosaic). */
+  calls: number;
+}
+
 class MediaPipeDetector implements FaceDetector {
   readonly name: string;
+  readonly #counts: DetectorCounts = { frames: 0, mosaicFrames: 0, mosaicRetries: 0, calls: 0 };
   readonly #inner: TfjsDetectorInternals;
   readonly #maxFaces: number;
   readonly #workingWidth: number;
   readonly #tile: boolean;
+  readonly #mosaic: boolean;
   readonly #input: number;
   readonly #scaler = new Downscaler();
   #regionBuffer = new Float32Array(0);
-  #queue: Promise<unknown> = Promise.resolve();
+  #waiting: Job[] = [];
+  #busy = false;
   #closed = false;
 
-  constructor(inner: TfjsDetectorInternals, o: { model: FaceModelType; maxFaces: number; workingWidth: number; tile: boolean }) {
+  constructor(inner: TfjsDetectorInternals, o: { model: FaceModelType; maxFaces: number; workingWidth: number; tile: boolean; mosaic: boolean }) {
     this.#inner = inner;
     this.#maxFaces = o.maxFaces;
     this.#workingWidth = o.workingWidth;
     this.#tile = o.tile;
+    this.#mosaic = o.mosaic && !o.tile;
     this.#input = MODEL_INPUT[o.model];
     this.name = `mediapipe-${o.model}@${o.workingWidth}${o.tile ? '+tiles' : ''}`;
   }
 
   detect(frame: Frame, hints?: DetectHints): Promise<Detection[]> {
-    // One at a time: calls share the working buffer, and wasm runs on this thread anyway.
-    const run = this.#queue.then(() => this.#detect(frame, hints));
-    this.#queue = run.catch(() => undefined);
-    return run;
+    return new Promise<Detection[]>((resolve, reject) => {
+      this.#waiting.push({ frame, hints, resolve, reject });
+      if (!this.#busy) void this.#drain();
+    });
   }
 
   close(): void {
@@ -181,16 +225,91 @@ class MediaPipeDetector implements FaceDetector {
     this.#inner.dispose();
   }
 
+  counts(): Promise<DetectorCounts> {
+    return Promise.resolve({ ...this.#counts });
+  }
+
+  /**
+   * Serves the waiting frames one round at a time (wasm runs on this thread, and the calls share buffers). A
+   * detector call costs about the same whatever its input, so the frames of several streams that queued up
+   * during a call share the next one when their faces allow (#serve).
+   */
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    try {
+      for (;;) {
+        // Frames posted while the last call ran (the thread's port messages) are dispatched only once this
+        // thread yields to the event loop, not between microtasks: yield, then take them all.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const jobs = this.#waiting.splice(0);
+        if (jobs.length === 0) break;
+        await this.#serve(jobs);
+      }
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #serve(jobs: Job[]): Promise<void> {
+    const grouped = this.#mosaic && jobs.length > 1 ? jobs.filter((j) => this.#mosaicable(j)) : [];
+    const solo = jobs.filter((j) => !grouped.includes(j));
+    for (let i = 0; i < grouped.length; i += MOSAIC) {
+      const group = grouped.slice(i, i + MOSAIC);
+      if (group.length === 1 || this.#closed) {
+        solo.push(...group);
+        continue;
+      }
+      const found = await this.#detectFrames(group.map((j) => j.frame));
+      group.forEach((j, k) => {
+        const faces = found[k]!;
+        // a tracked face the shrunk frame did not show (turned, dim, leaving): that frame again, on its own
+        if (j.hints!.expected.every((b) => faces.some((d) => overlapOfSmaller(d.box, b) > FOUND_OVERLAP))) {
+          this.#counts.frames++;
+          this.#counts.mosaicFrames++;
+          j.resolve(faces);
+        } else {
+          this.#counts.mosaicRetries++;
+          solo.push(j);
+        }
+      });
+    }
+    for (const j of solo) {
+      await this.#detect(j.frame, j.hints).then(j.resolve, j.reject);
+    }
+  }
+
+  /** A frame may share a call when its tracker expects faces that stay large in a quarter of the model's input. */
+  #mosaicable({ frame, hints }: Job): boolean {
+    if (hints === undefined || hints.scan || hints.expected.length === 0) return false;
+    if (frame.data.length !== frame.width * frame.height * 3) return false; // on its own, it fails with the cause
+    const scale = Math.floor(this.#input / 2) / Math.max(frame.width, frame.height);
+    return hints.expected.every((b) => Math.min(b.width, b.height) * scale >= MOSAIC_MIN_FACE);
+  }
+
+  /** Several streams' whole frames in one call; each frame's faces in its own pixels. A failed call finds nothing (the frames go again alone). */
+  async #detectFrames(frames: readonly Frame[]): Promise<Detection[][]> {
+    const cells = frames.map((frame) => ({ frame, region: { x: 0, y: 0, width: frame.width, height: frame.height } }));
+    const found: Detection[][] = frames.map(() => []);
+    try {
+      for (const [d, i] of await this.#detectInMosaic(cells)) pushMapped(found[i]!, d, cells[i]!.region, frames[i]!, frames[i]!, false);
+    } catch {
+      return found;
+    }
+    return found.map((f) => mergeDetections(f).slice(0, this.#maxFaces));
+  }
+
   async #detect(frame: Frame, hints: DetectHints | undefined): Promise<Detection[]> {
     if (this.#closed) throw new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: detect() after close()`);
     if (frame.data.length !== frame.width * frame.height * 3) {
       throw new CafeStreamError('CS_ERR_DETECTOR', `frame ${frame.streamId}#${frame.frameId}: ${frame.data.length} bytes is not ${frame.width}×${frame.height} RGB24`);
     }
+    this.#counts.frames++;
     const work = this.#scaler.scale(frame, this.#workingWidth);
     const input = tf.tensor3d(work.data, [work.height, work.width, 3], 'float32');
     try {
       const found: Detection[] = [];
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
+      this.#counts.calls++;
       for (const d of await this.#inner.detectFaces(input, false)) pushMapped(found, d, whole, frame, work, false);
       if (this.#tile) {
         const native = { width: frame.width, height: frame.height };
@@ -204,7 +323,7 @@ class MediaPipeDetector implements FaceDetector {
           const regions = lookAgainRegions(hints.expected, found, frame, this.#input, this.#maxFaces);
           for (let i = 0; i < regions.length; i += MOSAIC) {
             const group = regions.slice(i, i + MOSAIC);
-            for (const [d, r] of await this.#detectInMosaic(frame, group)) pushMapped(found, d, r, frame, native, true);
+            for (const [d, k] of await this.#detectInMosaic(group.map((region) => ({ frame, region })))) pushMapped(found, d, group[k]!, frame, native, true);
           }
           // a square whose face the shrunk cell did not show (the smallest faces): once more, at native resolution
           for (const r of regions) {
@@ -222,44 +341,54 @@ class MediaPipeDetector implements FaceDetector {
   }
 
   /**
-   * One pass on a mosaic of regions, each shrunk (area average) into a cell of a k×k grid the size of the
-   * model's input; detections come back relative to the region whose cell holds them (cut ones dropped).
+   * One pass on a mosaic: each cell of a k×k grid the size of the model's input holds a region of a frame,
+   * shrunk (area average) to fit with its aspect kept. Detections come back relative to their cell's region,
+   * with the cell's index; one whose centre falls outside every placed region is dropped.
    */
-  async #detectInMosaic(frame: Frame, regions: readonly Region[]): Promise<[RawDetection, Region][]> {
-    const k = Math.ceil(Math.sqrt(regions.length));
+  async #detectInMosaic(cells: readonly Cell[]): Promise<[RawDetection, number][]> {
+    const k = Math.ceil(Math.sqrt(cells.length));
     const side = this.#input;
     const cell = Math.floor(side / k);
     const need = side * side * 3;
     if (this.#regionBuffer.length < need) this.#regionBuffer = new Float32Array(need);
     const buf = this.#regionBuffer.subarray(0, need).fill(0);
-    regions.forEach((r, i) => shrinkInto(frame, r, buf, side, (i % k) * cell, Math.floor(i / k) * cell, cell));
+    const placed = cells.map(({ frame, region: r }, i) => {
+      const scale = cell / Math.max(r.width, r.height);
+      const w = Math.max(1, Math.round(r.width * scale));
+      const h = Math.max(1, Math.round(r.height * scale));
+      const at = { x: (i % k) * cell + Math.floor((cell - w) / 2), y: Math.floor(i / k) * cell + Math.floor((cell - h) / 2), w, h };
+      shrinkInto(frame, r, buf, side, at.x, at.y, w, h);
+      return at;
+    });
     const input = tf.tensor3d(buf, [side, side, 3], 'float32');
     let raw: RawDetection[];
     try {
+      this.#counts.calls++;
       raw = await this.#inner.detectFaces(input, false);
     } finally {
       input.dispose();
     }
-    const out: [RawDetection, Region][] = [];
+    const out: [RawDetection, number][] = [];
     for (const d of raw) {
       const rb = d.locationData.relativeBoundingBox;
       if (!rb) continue;
-      const col = Math.floor(((rb.xMin + rb.width / 2) * side) / cell);
-      const row = Math.floor(((rb.yMin + rb.height / 2) * side) / cell);
-      const region = col < k && row < k ? regions[row * k + col] : undefined;
-      if (region === undefined) continue;
-      // relative to the cell, which is what pushMapped expects of a region
-      const toCellX = (x: number): number => (x * side - col * cell) / cell;
-      const toCellY = (y: number): number => (y * side - row * cell) / cell;
+      const cx = (rb.xMin + rb.width / 2) * side;
+      const cy = (rb.yMin + rb.height / 2) * side;
+      const i = placed.findIndex((p) => cx >= p.x && cx < p.x + p.w && cy >= p.y && cy < p.y + p.h);
+      const p = placed[i];
+      if (p === undefined) continue;
+      // relative to the placed region, which is what pushMapped expects of a region
+      const toX = (x: number): number => (x * side - p.x) / p.w;
+      const toY = (y: number): number => (y * side - p.y) / p.h;
       out.push([
         {
           ...(d.score === undefined ? {} : { score: d.score }),
           locationData: {
-            relativeBoundingBox: { xMin: toCellX(rb.xMin), yMin: toCellY(rb.yMin), width: (rb.width * side) / cell, height: (rb.height * side) / cell },
-            relativeKeypoints: (d.locationData.relativeKeypoints ?? []).map((p) => ({ x: toCellX(p.x), y: toCellY(p.y) })),
+            relativeBoundingBox: { xMin: toX(rb.xMin), yMin: toY(rb.yMin), width: (rb.width * side) / p.w, height: (rb.height * side) / p.h },
+            relativeKeypoints: (d.locationData.relativeKeypoints ?? []).map((q) => ({ x: toX(q.x), y: toY(q.y) })),
           },
         },
-        region,
+        i,
       ]);
     }
     return out;
@@ -277,6 +406,7 @@ class MediaPipeDetector implements FaceDetector {
     }
     const part = tf.tensor3d(buf, [r.height, r.width, 3], 'float32');
     try {
+      this.#counts.calls++;
       return await this.#inner.detectFaces(part, false);
     } finally {
       part.dispose();
@@ -290,28 +420,34 @@ function centreInside(b: Box, r: Region): boolean {
   return cx >= r.x && cx < r.x + r.width && cy >= r.y && cy < r.y + r.height;
 }
 
-/** Area-average shrink of region `r` of an RGB24 frame into a `cell`-px square at (ox, oy) of a float image `side` px wide. */
-function shrinkInto(frame: Frame, r: Region, out: Float32Array, side: number, ox: number, oy: number, cell: number): void {
+/**
+ * Area-average shrink of region `r` of an RGB24 frame into a w×h block at (ox, oy) of a float image `side` px
+ * wide. A large shrink (a whole camera frame into a mosaic cell) averages every few pixels of each block, not
+ * all: the model sees the same picture for a fraction of the reads.
+ */
+function shrinkInto(frame: Frame, r: Region, out: Float32Array, side: number, ox: number, oy: number, w: number, h: number): void {
   const src = frame.data;
-  const sx = r.width / cell;
-  const sy = r.height / cell;
-  for (let y = 0; y < cell; y++) {
+  const sx = r.width / w;
+  const sy = r.height / h;
+  const step = Math.max(1, Math.floor(Math.min(sx, sy) / 4));
+  for (let y = 0; y < h; y++) {
     const y0 = r.y + Math.floor(y * sy);
     const y1 = Math.max(y0 + 1, r.y + Math.floor((y + 1) * sy));
-    for (let x = 0; x < cell; x++) {
+    for (let x = 0; x < w; x++) {
       const x0 = r.x + Math.floor(x * sx);
       const x1 = Math.max(x0 + 1, r.x + Math.floor((x + 1) * sx));
       let red = 0;
       let green = 0;
       let blue = 0;
-      for (let yy = y0; yy < y1; yy++) {
-        for (let p = (yy * frame.width + x0) * 3, end = (yy * frame.width + x1) * 3; p < end; p += 3) {
+      let n = 0;
+      for (let yy = y0; yy < y1; yy += step) {
+        for (let p = (yy * frame.width + x0) * 3, end = (yy * frame.width + x1) * 3; p < end; p += 3 * step) {
           red += src[p]!;
           green += src[p + 1]!;
           blue += src[p + 2]!;
+          n++;
         }
       }
-      const n = (y1 - y0) * (x1 - x0);
       const o = ((oy + y) * side + ox + x) * 3;
       out[o] = red / n;
       out[o + 1] = green / n;

@@ -18,6 +18,10 @@ try {
       port.close();
       return;
     }
+    if (msg.type === 'counts') {
+      void detector.counts().then((counts) => post({ type: 'counts', id: msg.id, counts }));
+      return;
+    }
     const frame: Frame = { ...msg.frame, data: Buffer.from(msg.data) };
     detector.detect(frame, msg.hints).then(
       (detections) => post({ type: 'result', id: msg.id, detections }),

@@ -10,5 +10,6 @@ export function withPhotoRetry(detector: FaceDetector, isPhotoStream: (streamId:
     name: detector.name,
     detect: (frame, hints) => (isPhotoStream(frame.streamId) ? detectInPhoto(detector, frame) : detector.detect(frame, hints)),
     close: () => detector.close(),
+    counts: () => detector.counts(),
   };
 }

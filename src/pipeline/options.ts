@@ -26,7 +26,7 @@ export const detectionOptionsSchema = z
       .number()
       .min(0)
       .default(2)
-      .describe('a tiling detector (--tile) scans the whole frame in tiles this often (stream seconds); in between it looks again only where a tracked face was not found'),
+      .describe('a tiling detector (--tile) scans the whole frame in tiles this often (stream seconds); in between it looks again only where a tracked face was not found. Without tiles, a frame goes to the detector alone at least this often (never in a mosaic shared with other streams), for new small faces'),
   })
   .strict();
 
