@@ -59,6 +59,8 @@ export function register(program: Command): void {
     .option('--stall-seconds <s>', 'reconnect after this long without a frame', positiveNumber, 5)
     .addOption(new Option('--device <d>', 'model execution provider').choices(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu'))
     .option('--models <dir>', 'models folder', defaultModelsDir())
+    .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
+    .option('--tile', 'small faces in wide frames (a classroom): scan native-resolution tiles every 2 s, look again around tracked faces in between')
     .option('--out <file>', 'also append every event as JSONL to this file')
     .option('--json', 'print events as JSONL on stdout instead of the human-readable timeline')
     .option('--http <host:port>', 'serve the dashboard (/), /healthz and /metrics here (off by default)')
@@ -71,6 +73,7 @@ export function register(program: Command): void {
               streams: [{ id: opts.id, url, transport: opts.transport, stallSeconds: opts.stallSeconds, ...(opts.sampleFps ? { sampleFps: opts.sampleFps } : {}) }],
               device: opts.device,
               models: opts.models,
+              detector: { model: opts.detector, tile: opts.tile === true },
               // with --http, the dashboard at / needs the WebSocket sink on the same server
               sinks: { ...(opts.out === undefined ? {} : { jsonl: { path: opts.out } }), ...(opts.http === undefined ? {} : { ws: { path: '/ws' } }) },
               http: { host, port: port ?? 0 },
@@ -96,6 +99,8 @@ interface WatchOptions {
   stallSeconds: number;
   device: LiveConfig['device'];
   models: string;
+  detector: 'full' | 'short';
+  tile?: boolean;
   out?: string;
   json?: boolean;
   http?: string;

@@ -11,6 +11,9 @@ What is quantised, and why (measured in models/MODEL_CARD.md, "int8 encoder"):
 - A per-feature affine correction `a * f + b`, fitted by least squares between the float and the int8
   features on a second, disjoint sample of FER+ Train, removes the systematic part of the rounding error
   (bias correction, as in Nagel et al. 2019, applied once at the output instead of per layer).
+- Optionally (`bias_correction`), the per-layer form too: layer by layer in graph order, each int8
+  convolution's bias takes the mean per-channel difference between the float layer's output and its own
+  (empirical bias correction, Nagel et al. 2019, sec. 4.2), so a layer's systematic error does not feed the next.
 """
 
 from __future__ import annotations
@@ -101,6 +104,81 @@ def append_affine(model: onnx.ModelProto, output: str, a: np.ndarray, b: np.ndar
     return model
 
 
+def quantized_convs(model: onnx.ModelProto) -> list[tuple[onnx.NodeProto, str, str | None]]:
+    """The int8 convolutions of a QDQ graph, in graph order: (node, its bias initializer, the bias's dequantise
+    scale, or None for a float bias). A convolution whose weights are not dequantised is a float one."""
+    inits = {i.name for i in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    out = []
+    for n in model.graph.node:
+        if n.op_type != "Conv" or len(n.input) < 3:
+            continue
+        w = producer.get(n.input[1])
+        if w is None or w.op_type != "DequantizeLinear":
+            continue
+        b = producer.get(n.input[2])
+        if b is not None and b.op_type == "DequantizeLinear" and b.input[0] in inits:
+            out.append((n, b.input[0], b.input[1]))
+        elif n.input[2] in inits:
+            out.append((n, n.input[2], None))
+    return out
+
+
+def _with_outputs(model: onnx.ModelProto, names: Sequence[str]) -> bytes:
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend([onnx.ValueInfoProto(name=n) for n in names if n not in have])
+    return m.SerializeToString()
+
+
+def _channel_means(session, names: Sequence[str], input_name: str, batches: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per output, the mean over images and positions of each channel (axis 1)."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for x in batches:
+        for n, o in zip(names, session.run(list(names), {input_name: x})):
+            axes = tuple(i for i in range(o.ndim) if i != 1)
+            sums[n] = sums.get(n, 0) + o.astype(np.float64).sum(axis=axes)
+            counts[n] = counts.get(n, 0) + o.size // o.shape[1]
+    return {n: sums[n] / counts[n] for n in names}
+
+
+def correct_biases(float_model: onnx.ModelProto, qdq: onnx.ModelProto, input_name: str,
+                   batches: list[np.ndarray], threads: int = 2) -> tuple[onnx.ModelProto, list[dict]]:
+    """Empirical bias correction, layer by layer: each int8 convolution's bias moves by the mean per-channel
+    difference between the float graph's output of that convolution and the int8 graph's, measured with the
+    earlier layers already corrected. Returns the corrected graph and, per layer, the largest shift."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    # unfused, the int8 graph computes each convolution in float from its dequantised input and weights: the
+    # fused kernel's value before requantisation
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    targets = quantized_convs(qdq)
+    if not targets:
+        raise QuantizeError("bias correction: no int8 convolution with a bias in the graph")
+    names = [n.output[0] for n, _, _ in targets]
+    fsess = ort.InferenceSession(_with_outputs(float_model, names), so, providers=["CPUExecutionProvider"])
+    want = _channel_means(fsess, names, input_name, batches)
+    inits = {i.name: i for i in qdq.graph.initializer}
+    report = []
+    for node, bias_name, scale_name in targets:
+        name = node.output[0]
+        qsess = ort.InferenceSession(_with_outputs(qdq, [name]), so, providers=["CPUExecutionProvider"])
+        delta = want[name] - _channel_means(qsess, [name], input_name, batches)[name]
+        bias = numpy_helper.to_array(inits[bias_name])
+        if scale_name is None:
+            new = (bias + delta).astype(bias.dtype)
+        else:
+            scale = numpy_helper.to_array(inits[scale_name]).astype(np.float64)
+            new = np.clip(np.rint(bias.astype(np.float64) + delta / scale), -(2 ** 31), 2 ** 31 - 1).astype(bias.dtype)
+        inits[bias_name].CopyFrom(numpy_helper.from_array(new, bias_name))
+        report.append({"conv": node.name, "max_abs_shift": float(np.abs(delta).max())})
+    return qdq, report
+
+
 def quantization_params(model: onnx.ModelProto) -> set[str]:
     """Initializers read by Quantize/DequantizeLinear (scales, zero points): they stay float32, since
     onnxruntime fuses Q/DQ pairs only around constant initializers, not around a Cast."""
@@ -126,7 +204,8 @@ class _Batches:
 def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibration: list[np.ndarray],
                      correction: list[np.ndarray], run_float, run_int8_factory, *,
                      branches: Sequence[str] = QUANTIZED_BRANCHES, float_convs: int = FLOAT_CONVS,
-                     float_pointwise: bool = True, output_name: str = "features") -> dict:
+                     float_pointwise: bool = True, output_name: str = "features",
+                     bias_correction: bool = False) -> dict:
     """Writes the int8 encoder to `out_path` and returns what was done (for the manifest).
 
     `calibration` and `correction` are lists of preprocessed input batches (disjoint images); `run_float(x)`
@@ -148,6 +227,11 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
                         quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=plan.quantize, calibrate_method=CalibrationMethod.MinMax)
+        layers = None
+        if bias_correction:
+            corrected, layers = correct_biases(onnx.load(str(prepared)), onnx.load(str(quantized)), input_name,
+                                               calibration)
+            onnx.save(corrected, str(quantized))
         run_int8 = run_int8_factory(quantized)
         f = np.concatenate([run_float(x) for x in correction])
         q = np.concatenate([run_int8(x) for x in correction])
@@ -171,4 +255,6 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
         "nodes_kept_float": plan.kept_float,
         "correction": "per-feature a * f + b, least squares against the float encoder",
         "correction_mse": {"before": err_before, "after": err_after},
+        **({"bias_correction": {"layers": len(layers), "max_abs_shift": max(x["max_abs_shift"] for x in layers)}}
+           if layers else {}),
     }

@@ -95,7 +95,7 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
         report = quantize_encoder(args.encoder, out, in_name, calibration, correction,
                                   lambda x: enc.session.run([out_name], {in_name: x})[0], run_factory,
                                   float_convs=args.float_convs, float_pointwise=not args.quantize_pointwise,
-                                  output_name=out_name)
+                                  output_name=out_name, bias_correction=args.bias_correction)
         report["calibration"] = {"set": _portable(args.calibration), "images": args.calibration_size,
                                  "correction_images": args.correction_size, "seed": args.seed}
         # Parity with the float encoder through the head, on sets kept out of calibration.
@@ -211,6 +211,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--float-convs", type=int, default=6, help="first convolutions of the branch kept float")
     p.add_argument("--quantize-pointwise", action="store_true",
                    help="quantise the 1x1 convolutions among those first ones too (only spatial ones stay float)")
+    p.add_argument("--bias-correction", action="store_true",
+                   help="per-layer empirical bias correction of the int8 convolutions (on the calibration images), "
+                        "before the per-feature correction")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parity", action="append", help="layout:path set to report argmax agreement on (repeatable)")
     p.add_argument("--threads", type=int, default=2)
