@@ -159,7 +159,14 @@ def correct_biases(float_model: onnx.ModelProto, qdq: onnx.ModelProto, input_nam
     targets = quantized_convs(qdq)
     if not targets:
         raise QuantizeError("bias correction: no int8 convolution with a bias in the graph")
-    names = [n.output[0] for n, _, _ in targets]
+    # Matched by node name, not tensor name: where a ReLU6 followed the convolution, the quantiser drops it (the
+    # output's quantisation range clips instead) and the int8 convolution writes the tensor the ReLU6 wrote,
+    # while the float graph's convolution output is the one before the activation.
+    float_out = {n.name: n.output[0] for n in float_model.graph.node if n.op_type == "Conv"}
+    missing = [n.name for n, _, _ in targets if n.name not in float_out]
+    if missing:
+        raise QuantizeError(f"bias correction: no float convolution named {missing[0]!r}")
+    names = [float_out[n.name] for n, _, _ in targets]
     fsess = ort.InferenceSession(_with_outputs(float_model, names), so, providers=["CPUExecutionProvider"])
     want = _channel_means(fsess, names, input_name, batches)
     inits = {i.name: i for i in qdq.graph.initializer}
@@ -167,7 +174,7 @@ def correct_biases(float_model: onnx.ModelProto, qdq: onnx.ModelProto, input_nam
     for node, bias_name, scale_name in targets:
         name = node.output[0]
         qsess = ort.InferenceSession(_with_outputs(qdq, [name]), so, providers=["CPUExecutionProvider"])
-        delta = want[name] - _channel_means(qsess, [name], input_name, batches)[name]
+        delta = want[float_out[node.name]] - _channel_means(qsess, [name], input_name, batches)[name]
         bias = numpy_helper.to_array(inits[bias_name])
         if scale_name is None:
             new = (bias + delta).astype(bias.dtype)
