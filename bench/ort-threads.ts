@@ -1,11 +1,12 @@
 // onnxruntime intra-op threads for the model stage, alone and while the detector runs on its thread (not a test):
 //
-//   npx tsx bench/ort-threads.ts [--models dir] [--threads 1,2] [--batch 8] [--rounds 3] [--crops 64]
+//   npx tsx bench/ort-threads.ts [--models dir[,dir2…]] [--threads 1,2] [--batch 8] [--rounds 3] [--crops 64]
 //
 // One session pair per thread count, loaded side by side, measured in alternation (rounds), so a change in the
 // machine's load hits every setting alike. "busy" repeats the measurement while the detector (worker thread)
 // detects the same frame in a loop, as it does in the pipeline. Crops are real: d0.mp4's face, cropped as the
-// pipeline crops it. Prints crops/s per setting and its ratio to the first setting.
+// pipeline crops it. Prints crops/s per setting and its ratio to the first setting. Several model folders (e.g. two
+// int8 copies of the encoder) are measured the same way, in alternation, each with each thread count.
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { lastValueFrom, take, toArray } from 'rxjs';
@@ -36,8 +37,10 @@ const held = { ...frame, data: Buffer.from(frame.data) };
 source.release(frame);
 const detector = await loadFaceDetectorThread();
 const face = (await detector.detect(held))[0]!;
+const dirs = values.models.split(',');
+const settings = dirs.flatMap((dir) => threads.map((t) => ({ dir, t, name: `${dirs.length > 1 ? `${dir}: ` : ''}${t} thread(s)` })));
 const models: ExpressionModel[] = [];
-for (const t of threads) models.push(await loadExpressionModel({ modelsDir: values.models, device: 'cpu', threads: t }));
+for (const s of settings) models.push(await loadExpressionModel({ modelsDir: s.dir, device: 'cpu', threads: s.t }));
 const crop: FaceCrop = { streamId: 'b', frameId: 0, pts: 0, trackId: 't1', box: face.box, size: models[0]!.cropSize, rgb: await cropFace(held, face.box, models[0]!.cropSize, 1.3) };
 const work = Array.from({ length: batch }, () => crop);
 
@@ -62,7 +65,7 @@ for (let r = 0; r < Number(values.rounds); r++) {
   for (const busy of [false, true]) {
     detecting = busy;
     const bg = busy ? loop() : Promise.resolve();
-    for (let i = 0; i < threads.length; i++) (result[`${threads[i]} thread(s)${busy ? ', detector busy' : ''}`] ??= []).push(await measure(models[i]!));
+    for (let i = 0; i < settings.length; i++) (result[`${settings[i]!.name}${busy ? ', detector busy' : ''}`] ??= []).push(await measure(models[i]!));
     detecting = false;
     await bg;
   }
@@ -74,7 +77,7 @@ const base = (k: string): number => median(result[k]!);
 const keys = Object.keys(result);
 for (const k of keys) {
   const ref = k.endsWith('busy') ? keys.find((x) => x.endsWith('busy'))! : keys[0]!;
-  console.log(`${k.padEnd(32)} ${base(k).toFixed(1).padStart(7)} crops/s (median of ${result[k]!.length})  ×${(base(k) / base(ref)).toFixed(2)} vs ${ref}`);
+  console.log(`${k.padEnd(Math.max(32, k.length + 1))} ${base(k).toFixed(1).padStart(7)} crops/s (median of ${result[k]!.length})  ×${(base(k) / base(ref)).toFixed(2)} vs ${ref}`);
 }
 console.log(`detector calls during the busy runs: ${detections}`);
 

@@ -6,6 +6,12 @@ What is quantised, and why (measured in models/MODEL_CARD.md, "int8 encoder"):
 - Weights int8 per output channel, activations uint8 per tensor (u8s8, what onnxruntime's VNNI/AVX2 kernels
   run), ranges from MinMax over the calibration crops. ReLU6 bounds every activation, so the calibration
   method barely matters (MinMax, entropy and percentile gave the same agreement).
+- Optionally, weights in 7 bits (`reduce_range`): on an x86 CPU without VNNI (AVX2 only, as on the project's
+  2-core machines) onnxruntime's u8s8 kernels multiply pairs with VPMADDUBSW, whose 16-bit sums saturate with
+  full 8-bit weights, and the fused graph drifts from what the QDQ graph means. With the shipped six float
+  convolutions this barely shows (feature MSE 3.5e-4 fused, 3.2e-4 unfused); quantising the 112-px layers
+  too, it does (two float convolutions: 1.2e-2 fused against 9e-4 unfused; with 7-bit weights 2.7e-3 both).
+  The shipped copy uses neither option (models/MODEL_CARD.md says what they gave).
 - The first convolutions stay float: the 112-px layers are where the rounding of the input's fine texture
   costs most (feature error halves), and they are cheap next to the rest.
 - A per-feature affine correction `a * f + b`, fitted by least squares between the float and the int8
@@ -144,11 +150,39 @@ def _channel_means(session, names: Sequence[str], input_name: str, batches: list
     return {n: sums[n] / counts[n] for n in names}
 
 
+def activation_pairs(float_model: onnx.ModelProto, qdq: onnx.ModelProto) -> list[tuple[str, str, str]]:
+    """Per int8 convolution of `qdq` (graph order): its name, and the tensors the next layer reads in the float
+    graph (the convolution's activation, else its output) and in the int8 graph (the DequantizeLinear after its
+    output's quantisation, else its output).
+
+    Matched by node name, not tensor name: the quantiser drops a ReLU6 after a convolution (the output's
+    quantisation range clips instead), and the int8 convolution then writes the tensor the ReLU6 wrote."""
+    f_nodes = {n.name: n for n in float_model.graph.node}
+    readers: dict[int, dict[str, list[onnx.NodeProto]]] = {}
+    for key, model in ((0, float_model), (1, qdq)):
+        readers[key] = {}
+        for n in model.graph.node:
+            for i in n.input:
+                readers[key].setdefault(i, []).append(n)
+    pairs = []
+    for conv, _, _ in quantized_convs(qdq):
+        if conv.name not in f_nodes:
+            raise QuantizeError(f"bias correction: no float convolution named {conv.name!r}")
+        f_out = f_nodes[conv.name].output[0]
+        act = [r for r in readers[0].get(f_out, []) if r.op_type in ACTIVATIONS]
+        q = [r for r in readers[1].get(conv.output[0], []) if r.op_type == "QuantizeLinear"]
+        dq = [r for r in readers[1].get(q[0].output[0], []) if r.op_type == "DequantizeLinear"] if len(q) == 1 else []
+        pairs.append((conv.name, act[0].output[0] if len(act) == 1 else f_out, dq[0].output[0] if dq else conv.output[0]))
+    return pairs
+
+
 def correct_biases(float_model: onnx.ModelProto, qdq: onnx.ModelProto, input_name: str,
                    batches: list[np.ndarray], threads: int = 2) -> tuple[onnx.ModelProto, list[dict]]:
     """Empirical bias correction, layer by layer: each int8 convolution's bias moves by the mean per-channel
-    difference between the float graph's output of that convolution and the int8 graph's, measured with the
-    earlier layers already corrected. Returns the corrected graph and, per layer, the largest shift."""
+    difference between what the next layer reads in the float graph and in the int8 graph (activation_pairs),
+    measured with the earlier layers already corrected. Compared after the activation: a channel's values beyond
+    ReLU6's bounds are cut off in both graphs, so a pre-activation mean that differs there would move the bias
+    where nothing needs moving. Returns the corrected graph and, per layer, the largest shift."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -159,22 +193,18 @@ def correct_biases(float_model: onnx.ModelProto, qdq: onnx.ModelProto, input_nam
     targets = quantized_convs(qdq)
     if not targets:
         raise QuantizeError("bias correction: no int8 convolution with a bias in the graph")
-    # Matched by node name, not tensor name: where a ReLU6 followed the convolution, the quantiser drops it (the
-    # output's quantisation range clips instead) and the int8 convolution writes the tensor the ReLU6 wrote,
-    # while the float graph's convolution output is the one before the activation.
-    float_out = {n.name: n.output[0] for n in float_model.graph.node if n.op_type == "Conv"}
-    missing = [n.name for n, _, _ in targets if n.name not in float_out]
-    if missing:
-        raise QuantizeError(f"bias correction: no float convolution named {missing[0]!r}")
-    names = [float_out[n.name] for n, _, _ in targets]
+    pairs = activation_pairs(float_model, qdq)
+    names = [f for _, f, _ in pairs]
     fsess = ort.InferenceSession(_with_outputs(float_model, names), so, providers=["CPUExecutionProvider"])
-    want = _channel_means(fsess, names, input_name, batches)
+    means = _channel_means(fsess, names, input_name, batches)
+    want = {conv: means[f] for conv, f, _ in pairs}
+    seen = {conv: q for conv, _, q in pairs}
     inits = {i.name: i for i in qdq.graph.initializer}
     report = []
     for node, bias_name, scale_name in targets:
-        name = node.output[0]
+        name = seen[node.name]
         qsess = ort.InferenceSession(_with_outputs(qdq, [name]), so, providers=["CPUExecutionProvider"])
-        delta = want[float_out[node.name]] - _channel_means(qsess, [name], input_name, batches)[name]
+        delta = want[node.name] - _channel_means(qsess, [name], input_name, batches)[name]
         bias = numpy_helper.to_array(inits[bias_name])
         if scale_name is None:
             new = (bias + delta).astype(bias.dtype)
@@ -212,7 +242,7 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
                      correction: list[np.ndarray], run_float, run_int8_factory, *,
                      branches: Sequence[str] = QUANTIZED_BRANCHES, float_convs: int = FLOAT_CONVS,
                      float_pointwise: bool = True, output_name: str = "features",
-                     bias_correction: bool = False) -> dict:
+                     bias_correction: bool = False, reduce_range: bool = False) -> dict:
     """Writes the int8 encoder to `out_path` and returns what was done (for the manifest).
 
     `calibration` and `correction` are lists of preprocessed input batches (disjoint images); `run_float(x)`
@@ -231,7 +261,7 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
         quant_pre_process(str(wide), str(prepared), skip_symbolic_shape=True)
         plan = plan_nodes(onnx.load(str(prepared)), branches, float_convs, float_pointwise)
         quantize_static(str(prepared), str(quantized), _Batches(input_name, calibration),
-                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
+                        quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=plan.quantize, calibrate_method=CalibrationMethod.MinMax)
         layers = None
@@ -254,7 +284,9 @@ def quantize_encoder(float_path: Path, out_path: Path, input_name: str, calibrat
     if n_q == 0:
         raise QuantizeError(f"{out_path}: no QuantizeLinear node was written (nothing quantised)")
     return {
-        "method": "onnxruntime quantize_static, QDQ, weights int8 per channel, activations uint8 (MinMax)",
+        "method": "onnxruntime quantize_static, QDQ, weights int8 per channel"
+                  + (" in 7 bits (reduce_range)" if reduce_range else "") + ", activations uint8 (MinMax)",
+        "reduce_range": reduce_range,
         "branches": list(branches),
         "float_convs_per_branch": float_convs,
         "float_pointwise": float_pointwise,

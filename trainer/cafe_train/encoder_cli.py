@@ -95,7 +95,8 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
         report = quantize_encoder(args.encoder, out, in_name, calibration, correction,
                                   lambda x: enc.session.run([out_name], {in_name: x})[0], run_factory,
                                   float_convs=args.float_convs, float_pointwise=not args.quantize_pointwise,
-                                  output_name=out_name, bias_correction=args.bias_correction)
+                                  output_name=out_name, bias_correction=args.bias_correction,
+                                  reduce_range=args.reduce_range)
         report["calibration"] = {"set": _portable(args.calibration), "images": args.calibration_size,
                                  "correction_images": args.correction_size, "seed": args.seed}
         # Parity with the float encoder through the head, on sets kept out of calibration.
@@ -213,7 +214,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="quantise the 1x1 convolutions among those first ones too (only spatial ones stay float)")
     p.add_argument("--bias-correction", action="store_true",
                    help="per-layer empirical bias correction of the int8 convolutions (on the calibration images), "
-                        "before the per-feature correction")
+                        "before the per-feature correction (an experiment: model card)")
+    p.add_argument("--reduce-range", action="store_true",
+                   help="weights in 7 bits, so onnxruntime's u8s8 kernels do not saturate on CPUs without VNNI "
+                        "(needed with fewer than 6 float convolutions; an experiment: model card)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--parity", action="append", help="layout:path set to report argmax agreement on (repeatable)")
     p.add_argument("--threads", type=int, default=2)

@@ -114,6 +114,9 @@ def test_quantize_encoder_writes_a_qdq_graph_close_to_the_float_one(tmp_path):
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
     assert report["nodes_kept_float"] == ["faceres/conv0", "faceres/relu0"]
     assert report["correction_mse"]["after"] <= report["correction_mse"]["before"]
+    # the shipped recipe by default: full 8-bit weights, no per-layer bias correction
+    assert report["reduce_range"] is False and "7 bits" not in report["method"]
+    assert "bias_correction" not in report
     # Q/DQ scales stay float32 (onnxruntime fuses Q/DQ only around initializers)
     inits = {i.name: i for i in q.graph.initializer}
     for n in q.graph.node:
@@ -127,10 +130,30 @@ def test_quantize_encoder_writes_a_qdq_graph_close_to_the_float_one(tmp_path):
     assert 0 < err < 0.05
 
 
+def test_quantize_encoder_with_7_bit_weights_and_bias_correction_says_so(tmp_path):
+    float_path = tmp_path / "enc.onnx"
+    onnx.save(store_fp16(_encoder()), str(float_path))
+    out = tmp_path / "enc-int8.onnx"
+    calib = [_images(16, s) for s in range(4)]
+    corr = [_images(16, s) for s in range(10, 18)]
+    report = quantize_encoder(float_path, out, "image", calib, corr, lambda x: _run(float_path, x),
+                              lambda p: (lambda x: _run(p, x)), float_convs=1, bias_correction=True, reduce_range=True)
+    assert report["reduce_range"] is True and "7 bits" in report["method"]
+    assert report["bias_correction"]["layers"] == 3
+    # 7-bit weights: every int8 weight of the written graph lies in [-64, 64] (full range would reach ±127)
+    q = onnx.load(str(out))
+    weights = {n.input[0] for n in q.graph.node if n.op_type == "DequantizeLinear"}
+    int8 = [numpy_helper.to_array(i) for i in q.graph.initializer if i.name in weights and i.data_type == TensorProto.INT8]
+    assert int8 and all(np.abs(w.astype(np.int32)).max() <= 64 for w in int8)
+    x = _images(32, 99)
+    err = np.abs(_run(out, x)[:, :16] - _run(float_path, x)[:, :16]).max() / np.abs(_run(float_path, x)[:, :16]).max()
+    assert 0 < err < 0.05
+
+
 def test_bias_correction_moves_each_int8_convolution_onto_the_float_channel_means(tmp_path):
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    from cafe_models.quantize import _Batches, _channel_means, _with_outputs, correct_biases, quantized_convs
+    from cafe_models.quantize import _Batches, _channel_means, _with_outputs, activation_pairs, correct_biases, quantized_convs
 
     fp, qp = tmp_path / "f.onnx", tmp_path / "q.onnx"
     onnx.save(_encoder(), str(fp))
@@ -144,12 +167,13 @@ def test_bias_correction_moves_each_int8_convolution_onto_the_float_channel_mean
     assert [n.name for n, _, _ in targets] == ["faceres/conv1", "faceres/conv2", "faceres/conv3"]  # conv0 is float
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    # the float convolution's own output (before its ReLU6) against the int8 one's, matched by node name
-    float_out = {n.name: n.output[0] for n in onnx.load(str(fp)).graph.node if n.op_type == "Conv"}
+    # what the next layer reads: the float ReLU6's output against the int8 graph's dequantised activation
+    pairs = activation_pairs(onnx.load(str(fp)), q)
+    assert [(c, f) for c, f, _ in pairs] == [(f"faceres/conv{i}", f"faceres/r{i}") for i in (1, 2, 3)]
+    assert all(t.endswith("DequantizeLinear_Output") or "Dequantize" in t for _, _, t in pairs)
 
     def gap(model, batches):
-        q_names = [n.output[0] for n, _, _ in quantized_convs(model)]
-        f_names = [float_out[n.name] for n, _, _ in quantized_convs(model)]
+        f_names, q_names = [f for _, f, _ in pairs], [t for _, _, t in pairs]
         f = _channel_means(ort.InferenceSession(_with_outputs(onnx.load(str(fp)), f_names), so), f_names, "image", batches)
         m = _channel_means(ort.InferenceSession(_with_outputs(model, q_names), so), q_names, "image", batches)
         return max(float(np.abs(f[a] - m[b]).max()) for a, b in zip(f_names, q_names))
@@ -157,8 +181,8 @@ def test_bias_correction_moves_each_int8_convolution_onto_the_float_channel_mean
     before = gap(q, calib)
     corrected, report = correct_biases(onnx.load(str(fp)), onnx.load(str(qp)), "image", calib)
     assert [r["conv"] for r in report] == ["faceres/conv1", "faceres/conv2", "faceres/conv3"]
-    # on the images it was measured on, only the int32 rounding of the bias is left
-    assert gap(corrected, calib) < before / 3
+    # on the images it was measured on, the activations' means move onto the float ones
+    assert gap(corrected, calib) < before / 2
     # on images it never saw, the layers' means and the features are closer to the float ones than before
     held = [_images(16, s) for s in range(40, 44)]
     assert gap(corrected, held) < gap(q, held)
