@@ -101,14 +101,20 @@ def test_fit_affine_recovers_a_known_map_and_keeps_flat_features():
         fit_affine(f[:1], q[:1])
 
 
-def test_quantize_encoder_writes_a_qdq_graph_close_to_the_float_one(tmp_path):
+def _quantized(tmp_path, **options):
+    """The test encoder stored as float16, quantised with its first convolution float: (float file, int8 file, report)."""
     float_path = tmp_path / "enc.onnx"
     onnx.save(store_fp16(_encoder()), str(float_path))
     out = tmp_path / "enc-int8.onnx"
     calib = [_images(16, s) for s in range(4)]
     corr = [_images(16, s) for s in range(10, 18)]
     report = quantize_encoder(float_path, out, "image", calib, corr, lambda x: _run(float_path, x),
-                              lambda p: (lambda x: _run(p, x)), float_convs=1)
+                              lambda p: (lambda x: _run(p, x)), float_convs=1, **options)
+    return float_path, out, report
+
+
+def test_quantize_encoder_writes_a_qdq_graph_close_to_the_float_one(tmp_path):
+    float_path, out, report = _quantized(tmp_path)
     q = onnx.load(str(out))
     ops = [n.op_type for n in q.graph.node]
     assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
@@ -131,13 +137,7 @@ def test_quantize_encoder_writes_a_qdq_graph_close_to_the_float_one(tmp_path):
 
 
 def test_quantize_encoder_with_7_bit_weights_and_bias_correction_says_so(tmp_path):
-    float_path = tmp_path / "enc.onnx"
-    onnx.save(store_fp16(_encoder()), str(float_path))
-    out = tmp_path / "enc-int8.onnx"
-    calib = [_images(16, s) for s in range(4)]
-    corr = [_images(16, s) for s in range(10, 18)]
-    report = quantize_encoder(float_path, out, "image", calib, corr, lambda x: _run(float_path, x),
-                              lambda p: (lambda x: _run(p, x)), float_convs=1, bias_correction=True, reduce_range=True)
+    float_path, out, report = _quantized(tmp_path, bias_correction=True, reduce_range=True)
     assert report["reduce_range"] is True and "7 bits" in report["method"]
     assert report["bias_correction"]["layers"] == 3
     # 7-bit weights: every int8 weight of the written graph lies in [-64, 64] (full range would reach ±127)
