@@ -28,7 +28,9 @@ describe('live config', () => {
     expect(pipelineOptionsOf(cfg).tracker.maxLostSeconds).toBe(1);
     expect(cfg.detector).toEqual({ model: 'full', tile: false, mosaic: true });
     expect(pipelineOptionsOf(cfg).detection.scanSeconds).toBe(2);
-    expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', tile: true });
+    expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', tile: true, mosaic: true });
+    expect(parseLiveConfig({ detector: { mosaic: false } }).detector.mosaic).toBe(false);
+    expect(() => parseLiveConfig({ detector: { mosaic: 'yes' } })).toThrow(/detector.mosaic/);
   });
 
   it('names the unknown key by its path', () => {
