@@ -79,6 +79,17 @@ export interface DetectHints {
   scan: boolean;
 }
 
+/** Frames a face detector served and the model calls it made (benchmarks and /metrics read them). */
+export interface DetectorCounts {
+  frames: number;
+  /** frames served by a mosaic call of several streams' frames. */
+  mosaicFrames: number;
+  /** mosaic frames whose expected face the mosaic missed: detected again on their own. */
+  mosaicRetries: number;
+  /** calls into the model, of any kind (whole frame, tile, look-again, mosaic). */
+  calls: number;
+}
+
 export interface DetectedFrame {
   frame: Frame;
   detections: Detection[];

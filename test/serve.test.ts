@@ -145,6 +145,14 @@ describe('cafe-stream serve', () => {
         const plain = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
         expect(plain('cafe_model_crops_total')).toBeGreaterThan(0);
         expect(plain('cafe_model_batch_size_sum') + plain('cafe_model_crops_reused_total')).toBe(plain('cafe_model_crops_total'));
+        // the shared detector (its thread answers at scrape time): it looked at some of the analysed frames (the
+        // live detection interval carries the rest), in as many calls or fewer (several cameras' frames share one)
+        const analysedAll = ['d0', 'd3'].reduce((n, id) => n + metric('cafe_stream_frames_analysed_total', `stream="${id}"`), 0);
+        expect(plain('cafe_detector_frames_total')).toBeGreaterThan(0);
+        expect(plain('cafe_detector_frames_total')).toBeLessThanOrEqual(analysedAll);
+        expect(plain('cafe_detector_calls_total')).toBeGreaterThan(0);
+        expect(plain('cafe_detector_calls_total')).toBeLessThanOrEqual(plain('cafe_detector_frames_total') + plain('cafe_detector_mosaic_frames_total'));
+        expect(plain('cafe_detector_mosaic_frames_total')).toBeLessThanOrEqual(plain('cafe_detector_frames_total'));
         expect(text).toMatch(/^cafe_sink_sent_total\{sink="[^"]+"\} \d+$/m);
       }
 

@@ -5,7 +5,7 @@
 // hooks, so there is one source of truth. The *_fps gauges are rates over the last `windowSeconds`, for
 // people reading /metrics or /healthz by eye; dashboards should use rate() on the *_total counters.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Sink } from '../types.js';
+import type { DetectorCounts, Sink } from '../types.js';
 
 export interface StreamCounters {
   decoded(): number;
@@ -193,6 +193,23 @@ export class LiveMetrics {
         this.inc(crops().reused);
       },
     });
+    const detector = (): Promise<DetectorCounts> => this.#detector?.() ?? Promise.resolve({ frames: 0, calls: 0, mosaicFrames: 0, mosaicRetries: 0 });
+    for (const [name, help, field] of [
+      ['cafe_detector_frames_total', 'frames the face detector looked at', 'frames'],
+      ['cafe_detector_calls_total', 'face detector model calls (a mosaic of several cameras\' frames is one)', 'calls'],
+      ['cafe_detector_mosaic_frames_total', 'frames served by a call shared with other cameras (detector.mosaic)', 'mosaicFrames'],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        async collect() {
+          const c = await detector();
+          this.reset();
+          this.inc(c[field]);
+        },
+      });
+    }
     const sinks = this.#sinks;
     for (const [name, help, field] of [
       ['cafe_sink_sent_total', 'events the sink delivered', 'sent'],
@@ -222,6 +239,12 @@ export class LiveMetrics {
   }
 
   #crops: (() => { crops: number; reused: number }) | undefined;
+  #detector: (() => Promise<DetectorCounts>) | undefined;
+
+  /** Where the detector's counters are read at scrape time (a detector thread answers over its port). */
+  setDetectorCounters(read: () => Promise<DetectorCounts>): void {
+    this.#detector = read;
+  }
 
   /** Where the crop counters are read at scrape time (the pipeline's stats). */
   setCropCounters(read: () => { crops: number; reused: number }): void {

@@ -23,7 +23,9 @@ import * as faceDetection from '@tensorflow-models/face-detection';
 import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { CafeStreamError, ConfigError, ModelError, errorLine } from '../errors.js';
-import type { Box, DetectHints, Detection, Frame } from '../types.js';
+import type { Box, DetectHints, Detection, DetectorCounts, Frame } from '../types.js';
+
+export type { DetectorCounts } from '../types.js';
 
 export type FaceModelType = 'short' | 'full';
 
@@ -174,17 +176,6 @@ interface Job {
 interface Cell {
   frame: Frame;
   region: Region;
-}
-
-/** Detector calls and the frames they served (benchmarks read them). */
-export interface DetectorCounts {
-  frames: number;
-  /** frames served by a mosaic call of several streams' frames. */
-  mosaicFrames: number;
-  /** mosaic frames whose expected face the mosaic missed: detected again on their own. */
-  mosaicRetries: number;
-  /** calls into the model, of any kind (whole frame, tile, look-again, mosaic). */
-  calls: number;
 }
 
 class MediaPipeDetector implements FaceDetector {
