@@ -75,7 +75,7 @@ export interface Detection {
 export interface DetectHints {
   /** where the stream's faces should be in this frame (their tracks' predicted boxes), full-frame pixels. */
   expected: readonly Box[];
-  /** time to scan the whole frame in tiles again, for faces that appeared since the last scan. */
+  /** time to look at the whole frame in full again (in tiles, or alone rather than in a mosaic), for faces that appeared since. */
   scan: boolean;
 }
 

@@ -218,8 +218,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     detector = await loadFaceDetectorThread({ model: config.detector.model, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
     const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
-    const counting = detector;
-    metrics.setDetectorCounters(() => counting.counts());
+    metrics.setDetectorCounters(detector.counts.bind(detector));
     runner = new LiveRunner({
       detector,
       model,

@@ -193,7 +193,10 @@ export class LiveMetrics {
         this.inc(crops().reused);
       },
     });
-    const detector = (): Promise<DetectorCounts> => this.#detector?.() ?? Promise.resolve({ frames: 0, calls: 0, mosaicFrames: 0, mosaicRetries: 0 });
+    // one question to the detector (a thread: a message round trip) per scrape, shared by its three counters
+    let asking: Promise<DetectorCounts> | undefined;
+    const detector = (): Promise<DetectorCounts> =>
+      (asking ??= (this.#detector?.() ?? Promise.resolve({ frames: 0, calls: 0, mosaicFrames: 0, mosaicRetries: 0 })).finally(() => (asking = undefined)));
     for (const [name, help, field] of [
       ['cafe_detector_frames_total', 'frames the face detector looked at', 'frames'],
       ['cafe_detector_calls_total', 'face detector model calls (a mosaic of several cameras\' frames is one)', 'calls'],

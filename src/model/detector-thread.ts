@@ -12,8 +12,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { CafeStreamError, ConfigError, ModelError } from '../errors.js';
-import type { DetectHints, Detection, Frame } from '../types.js';
-import type { DetectorCounts, FaceDetector, FaceDetectorOptions } from './face-detector.js';
+import type { DetectHints, Detection, DetectorCounts, Frame } from '../types.js';
+import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
 
 export type ToDetector =
   | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; hints?: DetectHints }

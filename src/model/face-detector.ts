@@ -25,8 +25,6 @@ import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { CafeStreamError, ConfigError, ModelError, errorLine } from '../errors.js';
 import type { Box, DetectHints, Detection, DetectorCounts, Frame } from '../types.js';
 
-export type { DetectorCounts } from '../types.js';
-
 export type FaceModelType = 'short' | 'full';
 
 export interface FaceDetectorOptions {

@@ -81,8 +81,9 @@ export class DetectionSchedule {
   }
 
   /**
-   * For a frame the detector is about to run on: the tracks' predicted boxes, and whether a tiling detector
-   * should scan the whole frame (the stream's first detection, then every `scanSeconds`).
+   * For a frame the detector is about to run on: the tracks' predicted boxes, and whether to look at the whole
+   * frame in full (the stream's first detection, then every `scanSeconds`): a tiling detector scans it in tiles,
+   * any other serves it alone rather than in a mosaic shared with other streams.
    */
   hints(frame: Frame): DetectHints {
     const scan = this.#lastScan === undefined || frame.pts - this.#lastScan >= this.#opts.scanSeconds || frame.pts < this.#lastScan;
