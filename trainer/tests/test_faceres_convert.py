@@ -64,7 +64,11 @@ class GraphWriter:
             self.blobs.append(value.astype(np.float32).tobytes())
             seen = value.astype(np.float32)
         self.weights.append(spec)
-        self.nodes.append({"name": name, "op": "Const", "attr": {"dtype": {"type": "DT_FLOAT"}}})
+        # tfjs-converter writes the TF dtype on every Const node (DT_INT32 for shapes, sizes, axes).
+        tf_dtype = "DT_INT32" if value.dtype.kind == "i" else "DT_FLOAT"
+        tf_shape = {"dim": [{"size": str(d)} for d in value.shape]} if value.ndim else {}
+        self.nodes.append({"name": name, "op": "Const", "attr": {
+            "dtype": {"type": tf_dtype}, "value": {"tensor": {"dtype": tf_dtype, "tensorShape": tf_shape}}}})
         self.values[name] = seen
         return name
 
@@ -294,3 +298,142 @@ def test_pad_with_computed_paddings_is_rejected(tmp_path: Path) -> None:
     g.op("pad", "Pad", [x, x])
     with pytest.raises(TfjsConversionError, match="non-constant paddings"):
         convert_file(g.write(tmp_path, ["pad"]), tmp_path / "m.onnx", outputs={"pad": "y"})
+
+
+# -- shape arithmetic, resizing and DepthToSpace (MediaPipe's BlazeFace detectors) ------------------------------
+
+def _keras_reshape(g: GraphWriter, prefix: str, x: str, dims: tuple[int, ...]) -> str:
+    """Keras' Reshape layer as tfjs-converter exports it: Reshape(x, Pack([Shape(x)[0], *dims]))."""
+    shape = g.op(f"{prefix}/Shape", "Shape", [x], T={"type": "DT_FLOAT"}, out_type={"type": "DT_INT32"})
+    batch = g.op(f"{prefix}/strided_slice", "StridedSlice",
+                 [shape, g.const(f"{prefix}/stack", np.array([0], np.int32)),
+                  g.const(f"{prefix}/stack_1", np.array([1], np.int32)),
+                  g.const(f"{prefix}/stack_2", np.array([1], np.int32))],
+                 T={"type": "DT_INT32"}, Index={"type": "DT_INT32"}, begin_mask={"i": "0"}, end_mask={"i": "0"},
+                 ellipsis_mask={"i": "0"}, new_axis_mask={"i": "0"}, shrink_axis_mask={"i": "1"})
+    consts = [g.const(f"{prefix}/Reshape/shape/{i + 1}", np.array(d, np.int32)) for i, d in enumerate(dims)]
+    packed = g.op(f"{prefix}/Reshape/shape", "Pack", [batch, *consts], T={"type": "DT_INT32"},
+                  N={"i": str(1 + len(dims))}, axis={"i": "0"})
+    return g.op(f"{prefix}/Reshape", "Reshape", [x, packed], T={"type": "DT_FLOAT"}, Tshape={"type": "DT_INT32"})
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("with_conv", [False, True])
+def test_dynamic_batch_reshape_matches_numpy(tmp_path: Path, layout: str, with_conv: bool) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 4, 4, 6])
+    src = x
+    if with_conv:   # the reshape then reads a 4-D activation the converter holds in NCHW
+        src = g.op("conv", "Conv2D", [x, g.const("conv/kernel", RNG.normal(size=(3, 3, 6, 6)))],
+                   strides=_ints(1, 1, 1, 1), padding=_s("SAME"), data_format=_s("NHWC"),
+                   dilations=_ints(1, 1, 1, 1))
+    out = _keras_reshape(g, "reshape", src, (16, 6))
+    onnx_path = convert_file(g.write(tmp_path, [out]), tmp_path / "m.onnx", outputs={out: "flat"},
+                             input_layout=layout)
+    for batch in (1, 3):
+        x_in = RNG.normal(size=(batch, 4, 4, 6)).astype(np.float32)
+        want = ref_conv(x_in.astype(np.float64), g.values["conv/kernel"], 1, "SAME") if with_conv else x_in
+        (flat,) = _run(onnx_path, x_in, layout)
+        assert flat.shape == (batch, 16, 6)
+        np.testing.assert_allclose(flat, want.reshape(batch, 16, 6), rtol=1e-5, atol=1e-5)
+
+
+def _resize_axis(in_size: int, out_size: int, align_corners: bool, half_pixel: bool):
+    """TF's (lower, upper, lerp) per output index (image_resizer_state.h, resize_bilinear_op.cc)."""
+    if align_corners and out_size > 1:
+        scale = (in_size - 1) / (out_size - 1)
+    else:
+        scale = in_size / out_size
+    lower, upper, lerp = [], [], []
+    for i in range(out_size):
+        src = (i + 0.5) * scale - 0.5 if half_pixel else i * scale
+        floor = np.floor(src)
+        lower.append(max(int(floor), 0))
+        upper.append(min(int(np.ceil(src)), in_size - 1))
+        lerp.append(src - floor)
+    return np.array(lower), np.array(upper), np.array(lerp)
+
+
+def ref_resize_bilinear(x: np.ndarray, size: tuple[int, int], align_corners: bool, half_pixel: bool) -> np.ndarray:
+    y0, y1, ly = _resize_axis(x.shape[1], size[0], align_corners, half_pixel)
+    x0, x1, lx = _resize_axis(x.shape[2], size[1], align_corners, half_pixel)
+    ly, lx = ly[None, :, None, None], lx[None, None, :, None]
+    top = x[:, y0][:, :, x0] + (x[:, y0][:, :, x1] - x[:, y0][:, :, x0]) * lx
+    bottom = x[:, y1][:, :, x0] + (x[:, y1][:, :, x1] - x[:, y1][:, :, x0]) * lx
+    return top + (bottom - top) * ly
+
+
+@pytest.mark.parametrize("size", [(8, 8), (6, 3)])
+@pytest.mark.parametrize("align_corners,half_pixel", [(False, True), (True, False), (False, False)])
+def test_resize_bilinear_matches_numpy(tmp_path: Path, size: tuple[int, int], align_corners: bool,
+                                       half_pixel: bool) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 4, 4, 3])
+    up = g.op("up/ResizeBilinear", "ResizeBilinear", [x, g.const("up/size", np.array(size, np.int32))],
+              T={"type": "DT_FLOAT"}, align_corners={"b": align_corners}, half_pixel_centers={"b": half_pixel})
+    out = convert_file(g.write(tmp_path, [up]), tmp_path / "m.onnx", outputs={up: "y"}, input_layout="NHWC")
+    x_in = RNG.normal(size=(1, 4, 4, 3)).astype(np.float32)
+    (y,) = _run(out, x_in, "NHWC")
+    assert y.shape == (1, *size, 3)
+    np.testing.assert_allclose(y, ref_resize_bilinear(x_in.astype(np.float64), size, align_corners, half_pixel),
+                               rtol=1e-5, atol=1e-5)
+
+
+def ref_depth_to_space(x: np.ndarray, block: int) -> np.ndarray:
+    n, h, w, c = x.shape
+    c_out = c // (block * block)
+    out = np.zeros((n, h * block, w * block, c_out), x.dtype)
+    for i in range(block):
+        for j in range(block):
+            for ch in range(c_out):
+                out[:, i::block, j::block, ch] = x[:, :, :, (i * block + j) * c_out + ch]
+    return out
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_depth_to_space_matches_numpy(tmp_path: Path, layout: str) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 3, 3, 8])
+    d2s = g.op("d2s", "DepthToSpace", [x], T={"type": "DT_FLOAT"}, data_format=_s("NHWC"), block_size={"i": "2"})
+    out = convert_file(g.write(tmp_path, [d2s]), tmp_path / "m.onnx", outputs={d2s: "y"}, input_layout=layout)
+    x_in = RNG.normal(size=(1, 3, 3, 8)).astype(np.float32)
+    (y,) = _run(out, x_in, layout)
+    assert y.shape == (1, 6, 6, 2)
+    np.testing.assert_array_equal(y, ref_depth_to_space(x_in, 2))
+
+
+def test_strided_slice_with_ellipsis_is_rejected(tmp_path: Path) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 4, 4, 3])
+    shape = g.op("odd/Shape", "Shape", [x], out_type={"type": "DT_INT32"})
+    sliced = g.op("odd/strided_slice", "StridedSlice",
+                  [shape, g.const("b", np.array([0], np.int32)), g.const("e", np.array([1], np.int32)),
+                   g.const("s", np.array([1], np.int32))], ellipsis_mask={"i": "1"}, shrink_axis_mask={"i": "0"})
+    with pytest.raises(TfjsConversionError, match=r"odd/strided_slice.*ellipsis_mask"):
+        convert_file(g.write(tmp_path, [sliced]), tmp_path / "m.onnx", outputs={sliced: "y"})
+
+
+def _nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> np.ndarray:
+    """TF's source index per output index (resize_nearest_neighbor_op.cc): floor of the scaled coordinate, or
+    roundf with align_corners; half-pixel centres scale (x + 0.5) with no -0.5 shift."""
+    scale = (in_size - 1) / (out_size - 1) if align_corners and out_size > 1 else in_size / out_size
+    src = (np.arange(out_size) + 0.5) * scale if half_pixel else np.arange(out_size) * scale
+    idx = np.floor(src + 0.5) if align_corners else np.floor(src)   # roundf: half away from zero (src >= 0)
+    return np.clip(idx.astype(int), 0, in_size - 1)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (6, 3)])
+@pytest.mark.parametrize("align_corners,half_pixel", [
+    (False, False), (False, True), (True, False)])
+def test_resize_nearest_matches_numpy(tmp_path: Path, size: tuple[int, int], align_corners: bool,
+                                      half_pixel: bool) -> None:
+    g = GraphWriter()
+    x = g.placeholder("input_1", [-1, 4, 4, 3])
+    up = g.op("up/ResizeNearestNeighbor", "ResizeNearestNeighbor", [x, g.const("up/size", np.array(size, np.int32))],
+              T={"type": "DT_FLOAT"}, align_corners={"b": align_corners}, half_pixel_centers={"b": half_pixel})
+    out = convert_file(g.write(tmp_path, [up]), tmp_path / "m.onnx", outputs={up: "y"}, input_layout="NHWC")
+    x_in = RNG.normal(size=(1, 4, 4, 3)).astype(np.float32)
+    (y,) = _run(out, x_in, "NHWC")
+    rows = _nearest_axis(4, size[0], align_corners, half_pixel)
+    cols = _nearest_axis(4, size[1], align_corners, half_pixel)
+    np.testing.assert_array_equal(y, x_in[:, rows][:, :, cols])
