@@ -1,4 +1,4 @@
-// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--precision auto|int8|float] [--json]
+// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--detector-runtime onnx|tfjs] [--precision auto|int8|float] [--json]
 //
 // A crowd in one frame: 16 talking faces in a 4×4 grid (issue 19). The grid is built once with ffmpeg from the
 // shared clips (each centre-cropped square, scaled to 320×320, looped to the length, xstack → 1280×1280, 25 fps,
@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'sample-fps': { type: 'string', default: '5' },
     'detect-interval': { type: 'string' },
     detector: { type: 'string', default: 'full' },
+    'detector-runtime': { type: 'string', default: 'onnx' },
     precision: { type: 'string', default: 'auto' },
     tile: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
@@ -82,6 +83,7 @@ for await (const e of analyze(grid, {
   device: 'cpu',
   sampleFps,
   detector: values.detector as 'full' | 'short',
+  detectorRuntime: values['detector-runtime'] as 'onnx' | 'tfjs',
   precision: values.precision as 'auto' | 'int8' | 'float',
   ...(values.tile ? { tile: true } : {}),
   ...(values['detect-interval'] ? { detectInterval: Number(values['detect-interval']) } : {}),
@@ -113,6 +115,7 @@ const result = {
   loadavg1: Number(load.toFixed(2)),
   sampleFps,
   detector: values.detector,
+  detectorRuntime: values['detector-runtime'],
   tile: values.tile,
   precision: values.precision,
   wallSeconds: Number(wall.toFixed(2)),

@@ -2,7 +2,7 @@
 // shared clips) through one LiveRunner for M minutes, with the real detector and models.
 //
 //   npx tsx bench/soak.ts --streams 2 --minutes 1 [--sample-fps 10] [--models dir] [--interval 10] [--detector-thread]
-//                         [--detect-interval N] [--in-flight N] [--no-mosaic]
+//                         [--detect-interval N] [--in-flight N] [--no-mosaic] [--detector-runtime onnx|tfjs]
 //
 // Every `interval` seconds it prints RSS and, per stream, decoded / analysed / skipped fps over that interval;
 // at the end, end-to-end latency p50/p95 (a frame's wall-clock time → its face.observation accepted by the
@@ -21,7 +21,7 @@ import { pino } from 'pino';
 import { parseStreamConfig } from '../src/config.js';
 import { LiveMetrics } from '../src/http/metrics.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
-import { loadFaceDetector } from '../src/model/face-detector.js';
+import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
 import { loadExpressionModel } from '../src/model/expression-model.js';
 import { LiveRunner } from '../src/live/live-runner.js';
 import type { Sink, SinkStats, TimelineEvent } from '../src/types.js';
@@ -43,6 +43,7 @@ const { values: args } = parseArgs({
     'in-flight': { type: 'string', default: '2' },
     // --no-mosaic: every frame its own detector call (the detector's default shares calls across cameras)
     mosaic: { type: 'boolean', default: true },
+    'detector-runtime': { type: 'string', default: 'onnx' },
     'scan-seconds': { type: 'string' },
   },
   allowNegative: true,
@@ -97,7 +98,7 @@ async function main(): Promise<void> {
   const log = pino({ level: process.env['LOG_LEVEL'] ?? 'warn' }, pino.destination(2));
   const metrics = new LiveMetrics({ defaultMetrics: false });
   // serve runs the detector on the main thread; --detector-thread runs it on its worker thread
-  const detectorOptions = { mosaic: args.mosaic };
+  const detectorOptions = { mosaic: args.mosaic, runtime: args['detector-runtime'] as DetectorRuntime };
   const detector = args['detector-thread'] === true ? await loadFaceDetectorThread(detectorOptions) : await loadFaceDetector(detectorOptions);
   const model = await loadExpressionModel({ modelsDir, device: args.device as 'cpu', log: (m: string) => console.error(m) });
   const latencies: number[] = [];

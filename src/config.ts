@@ -83,6 +83,7 @@ export const liveConfigSchema = z
     detector: z
       .object({
         model: z.enum(['full', 'short']).default('full').describe("MediaPipe's full-range (192 px, faces to ~5 m) or short-range (128 px) detector"),
+        runtime: z.enum(['onnx', 'tfjs']).default('onnx').describe("the same weights on onnxruntime (default, ~5× faster per call) or on tfjs-wasm through @tensorflow-models/face-detection"),
         tile: z.boolean().default(false).describe('small faces in wide frames (a classroom, a meeting room): tile scans every detection.scanSeconds and looks again around tracked faces'),
         mosaic: z
           .boolean()

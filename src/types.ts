@@ -320,6 +320,8 @@ export interface AnalyzerOptions {
   precision?: 'auto' | 'float' | 'int8';
   /** face detector: 'full' range (faces up to ~5 m, default) or 'short' (~2 m, faster). */
   detector?: 'short' | 'full';
+  /** the detector's runtime: 'onnx' (onnxruntime, default, ~5× faster per call) or 'tfjs' (@tensorflow-models/face-detection on tfjs-wasm); the same weights. */
+  detectorRuntime?: 'onnx' | 'tfjs';
   /** small faces in wide frames: also detect at native resolution, scanning the frame in tiles every 2 s and looking again around tracked faces in between (crowds, e.g. a 16-face grid). */
   tile?: boolean;
   /** face crops per model call, across every input in flight; default 16. */

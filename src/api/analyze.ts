@@ -9,7 +9,7 @@ import { EventStream, producerOf } from './event-stream.js';
 export type OneShotAnalyzeOptions = AnalyzeOptions & AnalyzerOptions;
 export type OneShotWatchOptions = WatchOptions & AnalyzerOptions;
 
-const ANALYZER_KEYS = ['models', 'device', 'precision', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'] as const;
+const ANALYZER_KEYS = ['models', 'device', 'precision', 'detector', 'detectorRuntime', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'] as const;
 
 function split<T extends object>(options: T): { analyzer: AnalyzerOptions; rest: Omit<T, (typeof ANALYZER_KEYS)[number]> } {
   const analyzer: Record<string, unknown> = {};

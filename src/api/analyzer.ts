@@ -16,7 +16,7 @@ import { createRtspSource, redactUrl } from '../ingest/rtsp-source.js';
 import { defaultModelsDir } from '../paths.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
-import type { FaceDetector } from '../model/face-detector.js';
+import { DETECTOR_RUNTIMES, type FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
 import { eventBase } from '../pipeline/events.js';
 import { FILE_DETECT_INTERVAL, LIVE_DETECT_INTERVAL, REUSE_MAX_CHANGE, type PipelineOptionsInput } from '../pipeline/options.js';
@@ -95,7 +95,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
       counters.loads++;
       const [detector, model] = await Promise.allSettled([
         // on its own thread, so detection runs beside the model instead of taking turns (detector-thread.ts)
-        loadFaceDetectorThread({ model: o.detector, ...(o.tile ? { tile: true } : {}) }),
+        loadFaceDetectorThread({ model: o.detector, runtime: o.detectorRuntime, ...(o.tile ? { tile: true } : {}) }),
         loadExpressionModel({ modelsDir: o.models, device: o.device, precision: o.precision, log }),
       ]);
       if (detector.status === 'fulfilled' && model.status === 'fulfilled') return { detector: detector.value, model: model.value };
@@ -391,6 +391,7 @@ interface CheckedOptions {
   device: NonNullable<AnalyzerOptions['device']>;
   precision: NonNullable<AnalyzerOptions['precision']>;
   detector: NonNullable<AnalyzerOptions['detector']>;
+  detectorRuntime: NonNullable<AnalyzerOptions['detectorRuntime']>;
   tile: boolean;
   batchSize: number;
   batchMs: number;
@@ -400,7 +401,7 @@ interface CheckedOptions {
 
 /** Options are checked once, here: a typo fails at creation, not on the first input. */
 function checkOptions(options: AnalyzerOptions): CheckedOptions {
-  const known = ['models', 'device', 'precision', 'detector', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'];
+  const known = ['models', 'device', 'precision', 'detector', 'detectorRuntime', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw new ConfigError(k, `unknown analyzer option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
   const device = options.device ?? 'auto';
   if (!DEVICES.includes(device)) throw new ConfigError('device', `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
@@ -408,6 +409,8 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
   if (!PRECISIONS.includes(precision)) throw new ConfigError('precision', `precision must be one of ${PRECISIONS.join(', ')}, got ${JSON.stringify(precision)}`);
   const detector = options.detector ?? 'full';
   if (!DETECTORS.includes(detector)) throw new ConfigError('detector', `detector must be 'short' or 'full', got ${JSON.stringify(detector)}`);
+  const detectorRuntime = options.detectorRuntime ?? 'onnx';
+  if (!DETECTOR_RUNTIMES.includes(detectorRuntime)) throw new ConfigError('detectorRuntime', `detectorRuntime must be one of ${DETECTOR_RUNTIMES.join(', ')}, got ${JSON.stringify(detectorRuntime)}`);
   const int = (key: string, v: number | undefined, dflt: number, min: number): number => {
     const n = v ?? dflt;
     if (!Number.isInteger(n) || n < min) throw new ConfigError(key, `${key} must be an integer >= ${min}, got ${v}`);
@@ -422,6 +425,7 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
     device,
     precision,
     detector,
+    detectorRuntime,
     tile: options.tile === true,
     batchSize: int('batchSize', options.batchSize, 16, 1),
     batchMs,

@@ -14,6 +14,7 @@ export interface AnalyzeCliOptions {
   batchSize: number;
   batchMs: number;
   detector: 'short' | 'full';
+  detectorRuntime?: 'onnx' | 'tfjs';
   tile?: boolean;
   /** run the detector on every N-th frame, the tracker carries the boxes in between. */
   detectInterval?: number;
@@ -31,6 +32,7 @@ export function analyzerOptions(opts: AnalyzeCliOptions, log: (line: string) => 
     device: opts.device,
     ...(opts.precision ? { precision: opts.precision } : {}),
     detector: opts.detector,
+    ...(opts.detectorRuntime ? { detectorRuntime: opts.detectorRuntime } : {}),
     ...(opts.tile ? { tile: true } : {}),
     batchSize: opts.batchSize,
     batchMs: opts.batchMs,

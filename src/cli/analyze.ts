@@ -38,6 +38,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'face crops per model call (across all faces)', positiveInteger, 16)
     .option('--batch-ms <ms>', 'a batch leaves after this long even if not full', nonNegativeNumber, 30)
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
+    .addOption(new Option('--detector-runtime <r>', "the detector's runtime: onnx (onnxruntime, ~5× faster per call) or tfjs (@tensorflow-models/face-detection on tfjs-wasm); the same weights").choices(['onnx', 'tfjs']).default('onnx'))
     .option('--reuse-change <n>', "a face whose crop changed by at most this mean grey level (0-255) since its last model read keeps that reading, read at least once a second; 0 reads every crop", nonNegativeNumber, REUSE_MAX_CHANGE)
     .option('--detect-interval <n>', 'run the face detector on every n-th frame; the tracker carries the boxes in between (earlier when a face moves fast, appears or leaves)', positiveInteger, FILE_DETECT_INTERVAL)
     .option('--tile', 'small faces in wide frames: scan native-resolution tiles every 2 s, look again around tracked faces in between')

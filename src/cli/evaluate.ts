@@ -23,6 +23,7 @@ export interface EvaluateOptions {
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
   precision: 'auto' | 'float' | 'int8';
   detector: 'short' | 'full';
+  detectorRuntime: 'onnx' | 'tfjs';
   tile?: boolean;
   asCrops?: boolean;
   limit?: number;
@@ -43,6 +44,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where the expression models run').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .addOption(new Option('--precision <p>', 'encoder copy, as for analyze: auto, int8 or float').choices(['auto', 'float', 'int8']).default('auto'))
     .addOption(new Option('--detector <model>', "face detector, as for analyze: 'full' or 'short'").choices(['short', 'full']).default('full'))
+    .addOption(new Option('--detector-runtime <r>', "the detector's runtime: onnx (onnxruntime, ~5× faster per call) or tfjs (@tensorflow-models/face-detection on tfjs-wasm); the same weights").choices(['onnx', 'tfjs']).default('onnx'))
     .option('--tile', 'also detect in native-resolution tiles, as for analyze (a photo is scanned in full)')
     .option('--as-crops', 'the images are face crops already: no detector, the whole image is the crop')
     .option('--limit <n>', 'score at most n images per set, spread evenly over the set (quick runs)', positiveInteger)
@@ -135,7 +137,7 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
     const needDetector = clipSets.length > 0 || photoSets.some((d) => !d.crops);
     // clips go through analyze's own detector: on its thread, beside the model stage
     detector = needDetector
-      ? await (clipSets.length > 0 ? loadFaceDetectorThread : loadFaceDetector)({ model: opts.detector, ...(opts.tile ? { tile: true } : {}) })
+      ? await (clipSets.length > 0 ? loadFaceDetectorThread : loadFaceDetector)({ model: opts.detector, runtime: opts.detectorRuntime, ...(opts.tile ? { tile: true } : {}) })
       : undefined;
     // clips need our model even with a peer: it runs the timeline whose main track the peer reads
     const m = opts.peer === undefined || clipSets.length > 0 ? (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, precision: opts.precision, log: info })) : undefined;

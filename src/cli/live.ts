@@ -60,6 +60,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <d>', 'model execution provider').choices(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu'))
     .option('--models <dir>', 'models folder', defaultModelsDir())
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
+    .addOption(new Option('--detector-runtime <r>', "the detector's runtime: onnx (onnxruntime, ~5× faster per call) or tfjs (@tensorflow-models/face-detection on tfjs-wasm); the same weights").choices(['onnx', 'tfjs']).default('onnx'))
     .option('--tile', 'small faces in wide frames (a classroom): scan native-resolution tiles every 2 s, look again around tracked faces in between')
     .option('--out <file>', 'also append every event as JSONL to this file')
     .option('--json', 'print events as JSONL on stdout instead of the human-readable timeline')
@@ -73,7 +74,7 @@ export function register(program: Command): void {
               streams: [{ id: opts.id, url, transport: opts.transport, stallSeconds: opts.stallSeconds, ...(opts.sampleFps ? { sampleFps: opts.sampleFps } : {}) }],
               device: opts.device,
               models: opts.models,
-              detector: { model: opts.detector, tile: opts.tile === true },
+              detector: { model: opts.detector, runtime: opts.detectorRuntime, tile: opts.tile === true },
               // with --http, the dashboard at / needs the WebSocket sink on the same server
               sinks: { ...(opts.out === undefined ? {} : { jsonl: { path: opts.out } }), ...(opts.http === undefined ? {} : { ws: { path: '/ws' } }) },
               http: { host, port: port ?? 0 },
@@ -100,6 +101,7 @@ interface WatchOptions {
   device: LiveConfig['device'];
   models: string;
   detector: 'full' | 'short';
+  detectorRuntime: 'onnx' | 'tfjs';
   tile?: boolean;
   out?: string;
   json?: boolean;
@@ -215,7 +217,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     sinks = await buildSinks(config.sinks, http, log, opts.kafkaHeaders);
     // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
     // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
-    detector = await loadFaceDetectorThread({ model: config.detector.model, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
+    detector = await loadFaceDetectorThread({ model: config.detector.model, runtime: config.detector.runtime, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
     const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     metrics.setDetectorCounters(detector.counts.bind(detector));
