@@ -56,12 +56,13 @@ interface Sessions {
 }
 
 /**
- * onnxruntime's default is one intra-op thread per core, spinning while it waits for work. In the pipeline the
- * face detector runs beside the model on its own thread (detector-thread.ts), and ffmpeg decodes on the side:
- * two model threads on 2 cores would fight the detector for its core, and a spinning pool that loses a core
- * stalls at every barrier. So each stage gets one core. Measured with bench/overlap.ts (BENCHMARKS.md).
+ * Two intra-op threads, which do not spin (sessionOptions). While the detector ran on tfjs-wasm (a call ~40 ms)
+ * it needed a core of its own and the model stage had one thread (bench/overlap.ts). On onnxruntime a detector
+ * call is ~5 ms, so the model stage's second thread finds a core free most of the time: model stage ×1.9, 8
+ * cameras' p95 182–237 → 112–152 ms, the 16-face grid ×1.3 (BENCHMARKS.md, 2026-12-07). onnxruntime's default
+ * pool spins while it waits for work, and a spinning thread takes the core the detector and ffmpeg need.
  */
-export const CPU_INTRA_OP_THREADS = 1;
+export const CPU_INTRA_OP_THREADS = 2;
 
 async function openSessions(set: ModelSet, provider: Provider, requested: number | undefined): Promise<Sessions> {
   const threads = requested ?? (provider === 'cpu' ? CPU_INTRA_OP_THREADS : undefined);

@@ -52,6 +52,9 @@ export function sessionOptions(provider: Provider, threads?: number): ort.Infere
     // Only fatal errors on stderr: an expected provider failure under `auto` must not print a red error line.
     logSeverityLevel: 4,
     ...(threads === undefined ? {} : { intraOpNumThreads: threads }),
+    // A pool thread spins while it waits for work: on a CPU shared with the detector and ffmpeg it burns the core
+    // they need (the pipeline's stages each get a thread, not a core). Spinning only pays on a machine of its own.
+    ...(provider === 'cpu' && threads !== 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
   };
 }
 
