@@ -26,9 +26,11 @@ describe('live config', () => {
     expect(cfg.shutdownSeconds).toBe(10);
     expect(pipelineOptionsOf(cfg).batch).toEqual(cfg.batching);
     expect(pipelineOptionsOf(cfg).tracker.maxLostSeconds).toBe(1);
-    expect(cfg.detector).toEqual({ model: 'full', tile: false, mosaic: true });
+    expect(cfg.detector).toEqual({ model: 'full', runtime: 'onnx', tile: false, mosaic: true });
     expect(pipelineOptionsOf(cfg).detection.scanSeconds).toBe(2);
-    expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', tile: true, mosaic: true });
+    expect(parseLiveConfig({ detector: { tile: true } }).detector).toEqual({ model: 'full', runtime: 'onnx', tile: true, mosaic: true });
+    expect(parseLiveConfig({ detector: { runtime: 'tfjs' } }).detector.runtime).toBe('tfjs');
+    expect(() => parseLiveConfig({ detector: { runtime: 'tflite' } })).toThrow(/detector.runtime/);
     expect(parseLiveConfig({ detector: { mosaic: false } }).detector.mosaic).toBe(false);
     expect(() => parseLiveConfig({ detector: { mosaic: 'yes' } })).toThrow(/detector.mosaic/);
   });

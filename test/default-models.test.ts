@@ -2,7 +2,7 @@
 // the repository: a missing or broken model set fails here, it is never skipped.
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { lastValueFrom, mergeMap, tap, toArray } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,8 +62,9 @@ async function meanOver(from: number, to: number): Promise<Float32Array> {
 }
 
 describe('default models (models/)', () => {
-  it('ships the int8 encoder and cafe-head.onnx and nothing else, manifests that check out, 16 MB at most; picks int8 on cpu, float on a GPU where it is', async () => {
-    const shipped = ['encoder-faceres-emotion-faceapi-int8.onnx', 'encoder-faceres-emotion-faceapi-int8.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json', 'MODEL_CARD.md'];
+  it('ships the int8 encoder, cafe-head.onnx and the face detectors and nothing else, manifests that check out, 16 MB at most; picks int8 on cpu, float on a GPU where it is', async () => {
+    const detector = ['face-detector-full.onnx', 'face-detector-full.onnx.json', 'face-detector-short.onnx', 'face-detector-short.onnx.json'].map((f) => join('detector', f));
+    const shipped = ['encoder-faceres-emotion-faceapi-int8.onnx', 'encoder-faceres-emotion-faceapi-int8.onnx.json', 'cafe-head.onnx', 'cafe-head.onnx.json', 'MODEL_CARD.md', ...detector];
     // every retrain adds the whole file to git history, and a checkout carried to a lent GPU needs room; the float
     // encoder beside them is built by scripts/setup-trainer.sh and is not shipped (package.json `files`, .gitignore)
     let total = 0;
@@ -72,7 +73,7 @@ describe('default models (models/)', () => {
       total += statSync(join(modelsDir, f)).size;
     }
     // nothing else: the float encoder lives in .cache/models-float (scripts/setup-trainer.sh), so models/ on disk is what ships
-    expect(readdirSync(modelsDir).sort()).toEqual([...shipped].sort());
+    expect(readdirSync(modelsDir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(modelsDir, join(e.parentPath, e.name))).sort()).toEqual([...shipped].sort());
     expect(total).toBeLessThanOrEqual(16 * 1024 * 1024);
     const set = await resolveModelSet(modelsDir);
     expect(set.precision).toBe('int8');
@@ -93,7 +94,7 @@ describe('default models (models/)', () => {
     expect(headReadsImage(set.head.manifest)).toBe(false); // mask from features: the image is multiplied by zero
     const dir = mkdtempSync(join(tmpdir(), 'cafe-head-image-'));
     try {
-      for (const f of readdirSync(modelsDir)) copyFileSync(join(modelsDir, f), join(dir, f));
+      for (const f of readdirSync(modelsDir, { withFileTypes: true })) if (f.isFile()) copyFileSync(join(modelsDir, f.name), join(dir, f.name));
       const manifest = join(dir, 'cafe-head.onnx.json');
       const m = JSON.parse(readFileSync(manifest, 'utf8')) as Record<string, unknown>;
       delete m.variant; // a head that does not say: its image is resized and fed

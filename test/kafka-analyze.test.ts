@@ -13,7 +13,7 @@ import { testModelsDir } from './helpers/models.js';
 import { assertValidEvents } from './helpers/schema.js';
 import { sharedPath } from './helpers/shared.js';
 import { idsByKey } from './helpers/synthetic-events.js';
-import { tempDir } from './helpers/videos.js';
+import { makeLoopedVideo, tempDir } from './helpers/videos.js';
 
 const tmp = tempDir();
 let models: string;
@@ -62,14 +62,16 @@ describe('analyze → Kafka (real broker)', () => {
   it('the broker stopped mid-run and started again: the run finishes and no event is missing', async () => {
     const topic = uniqueTopic('analyze-restart');
     const out = join(tmp.dir, 'd3.jsonl');
+    // d3 four times over (47 s, 1416 frames): one pass of it can end before the broker has finished stopping
+    const video = await makeLoopedVideo('d3.mp4', 4, join(tmp.dir, 'd3x4.mp4'));
     const run = startCli(
-      ['analyze', sharedPath('data', 'videos', 'd3.mp4'), '--out', out, '--models', models, '--device', 'cpu', '--quiet',
+      ['analyze', video, '--out', out, '--models', models, '--device', 'cpu', '--quiet',
         '--kafka', KAFKA_BOOTSTRAP, '--kafka-topic', topic, '--kafka-create-topic', '--kafka-flush-timeout', '120'],
       { timeoutMs: 400_000 },
     );
     try {
-      // wait for the run to be producing, then take the broker away under it. Every frame of d3 (354), not a
-      // sample, and the stop begins a few events in: the broker's own shutdown takes seconds, and the run must
+      // wait for the run to be producing, then take the broker away under it. Every frame, not a sample, and
+      // the stop begins a few events in: the broker's own shutdown takes seconds, and the run must
       // still have work left once it is down.
       const t0 = Date.now();
       while (!(existsSync(out) && statSync(out).size > 4_000) && Date.now() - t0 < 200_000 && run.child.exitCode === null) {

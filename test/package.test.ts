@@ -41,8 +41,13 @@ describe('the npm package', () => {
     for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/cli/main.js', 'bin/cafe-stream.js', 'schema/events.v1.json', 'LICENSE', 'README.md', 'CHANGELOG.md', 'scripts/setup-gpu.sh']) {
       expect(files).toContain(f);
     }
-    // the int8 encoder and the head ship; the float encoder (built by scripts/setup-trainer.sh) does not
-    expect(files.filter((f) => /^models\/.*\.onnx$/.test(f)).sort()).toEqual(['models/cafe-head.onnx', 'models/encoder-faceres-emotion-faceapi-int8.onnx']);
+    // the int8 encoder, the head and the face detectors ship; the float encoder (built by scripts/setup-trainer.sh) does not
+    expect(files.filter((f) => /^models\/.*\.onnx$/.test(f)).sort()).toEqual([
+      'models/cafe-head.onnx',
+      'models/detector/face-detector-full.onnx',
+      'models/detector/face-detector-short.onnx',
+      'models/encoder-faceres-emotion-faceapi-int8.onnx',
+    ]);
     expect(files.filter((f) => /^(test|trainer|bench|examples|src)\//.test(f) || /\.(mp4|jpg|jpeg|png|csv|map)$/.test(f))).toEqual([]);
   });
 

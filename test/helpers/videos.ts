@@ -28,6 +28,12 @@ export async function makeTwoFaceVideo(out: string): Promise<string> {
   return out;
 }
 
+/** A shared clip played `times` times in a row, stream-copied (no re-encode): a longer run of the same faces. */
+export async function makeLoopedVideo(name: string, times: number, out: string): Promise<string> {
+  await ffmpeg(['-stream_loop', String(times - 1), '-i', sharedPath('data', 'videos', name), '-c', 'copy', out]);
+  return out;
+}
+
 /** A still image as a video of `frames` frames (lossless FFV1 in Matroska: any size, no colour loss). */
 export async function makeStillVideo(image: string, out: string, frames = 1): Promise<string> {
   await ffmpeg(['-loop', '1', '-i', image, '-frames:v', String(frames), '-r', '25', '-c:v', 'ffv1', '-pix_fmt', 'bgr0', out]);
