@@ -79,6 +79,7 @@ const sampleFps = Number(values['sample-fps']);
 const t0 = performance.now();
 const perFrame = new Map<number, number>();
 const tracks = new Map<string, Map<number, number>>(); // track → cell → observations
+let firstEvent: number | undefined;
 for await (const e of analyze(grid, {
   device: 'cpu',
   sampleFps,
@@ -88,6 +89,7 @@ for await (const e of analyze(grid, {
   ...(values.tile ? { tile: true } : {}),
   ...(values['detect-interval'] ? { detectInterval: Number(values['detect-interval']) } : {}),
 }) as AsyncIterable<TimelineEvent>) {
+  firstEvent ??= (performance.now() - t0) / 1000; // stream.start: the models are loaded and the file probed
   if (e.type !== 'face.observation') continue;
   perFrame.set(e.frameId, (perFrame.get(e.frameId) ?? 0) + 1);
   const cells = tracks.get(e.trackId) ?? new Map<number, number>();
@@ -120,6 +122,7 @@ const result = {
   precision: values.precision,
   wallSeconds: Number(wall.toFixed(2)),
   realtime: Number((SECONDS / wall).toFixed(2)),
+  loadSeconds: Number((firstEvent ?? wall).toFixed(2)),
   framesAnalysed: frames,
   facesPerFrame: Number((counts.reduce((a, b) => a + b, 0) / frames).toFixed(2)),
   framesWithAll: `${counts.filter((c) => c >= placed).length} of ${frames}`,
