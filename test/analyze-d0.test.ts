@@ -38,4 +38,21 @@ describe('cafe-stream analyze d0.mp4 with the trained models', () => {
     // And it is a clear reading, not a coin toss.
     expect(first.meanProbabilities.happiness).toBeGreaterThan(0.5);
   });
+
+  it('--detector-runtime tfjs (the package on tfjs-wasm) gives the same timeline as the default onnxruntime detector', async () => {
+    const runs = [];
+    for (const runtime of ['onnx', 'tfjs']) {
+      const out = join(tmp.dir, `d0-${runtime}.jsonl`);
+      const r = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), '--out', out, '--models', realModelsDir(), '--device', 'cpu', '--detector-runtime', runtime]);
+      expect(r.code, r.stderr).toBe(EXIT.ok);
+      // the info line names the detector; only the package's runtime says so
+      expect(r.stderr).toMatch(runtime === 'tfjs' ? /detector mediapipe-full@640 \(tfjs\) \(thread\)/ : /detector mediapipe-full@640 \(thread\)/);
+      runs.push(parseJsonl(readFileSync(out, 'utf8')) as unknown as TimelineEvent[]);
+    }
+    const segments = runs.map((events) => events.filter((e): e is FaceSegmentEvent => e.type === 'face.segment').map((s) => [s.label, s.start, s.end]));
+    expect(segments[1]).toEqual(segments[0]);
+    const bad = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), '--detector-runtime', 'tflite']);
+    expect(bad.code).toBe(EXIT.usage);
+    expect(bad.stderr).toMatch(/--detector-runtime/);
+  });
 });
