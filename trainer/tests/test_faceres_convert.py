@@ -363,18 +363,25 @@ def ref_resize_bilinear(x: np.ndarray, size: tuple[int, int], align_corners: boo
     return top + (bottom - top) * ly
 
 
-@pytest.mark.parametrize("size", [(8, 8), (6, 3)])
-@pytest.mark.parametrize("align_corners,half_pixel", [(False, True), (True, False), (False, False)])
-def test_resize_bilinear_matches_numpy(tmp_path: Path, size: tuple[int, int], align_corners: bool,
-                                       half_pixel: bool) -> None:
+def _resized(tmp_path: Path, op: str, size: tuple[int, int], align_corners: bool, half_pixel: bool
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """A [1, 4, 4, 3] input through one TF resize op, translated and run: (input, output)."""
     g = GraphWriter()
     x = g.placeholder("input_1", [-1, 4, 4, 3])
-    up = g.op("up/ResizeBilinear", "ResizeBilinear", [x, g.const("up/size", np.array(size, np.int32))],
+    up = g.op(f"up/{op}", op, [x, g.const("up/size", np.array(size, np.int32))],
               T={"type": "DT_FLOAT"}, align_corners={"b": align_corners}, half_pixel_centers={"b": half_pixel})
     out = convert_file(g.write(tmp_path, [up]), tmp_path / "m.onnx", outputs={up: "y"}, input_layout="NHWC")
     x_in = RNG.normal(size=(1, 4, 4, 3)).astype(np.float32)
     (y,) = _run(out, x_in, "NHWC")
     assert y.shape == (1, *size, 3)
+    return x_in, y
+
+
+@pytest.mark.parametrize("size", [(8, 8), (6, 3)])
+@pytest.mark.parametrize("align_corners,half_pixel", [(False, True), (True, False), (False, False)])
+def test_resize_bilinear_matches_numpy(tmp_path: Path, size: tuple[int, int], align_corners: bool,
+                                       half_pixel: bool) -> None:
+    x_in, y = _resized(tmp_path, "ResizeBilinear", size, align_corners, half_pixel)
     np.testing.assert_allclose(y, ref_resize_bilinear(x_in.astype(np.float64), size, align_corners, half_pixel),
                                rtol=1e-5, atol=1e-5)
 
@@ -423,17 +430,10 @@ def _nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel: 
 
 
 @pytest.mark.parametrize("size", [(8, 8), (6, 3)])
-@pytest.mark.parametrize("align_corners,half_pixel", [
-    (False, False), (False, True), (True, False)])
+@pytest.mark.parametrize("align_corners,half_pixel", [(False, False), (False, True), (True, False)])
 def test_resize_nearest_matches_numpy(tmp_path: Path, size: tuple[int, int], align_corners: bool,
                                       half_pixel: bool) -> None:
-    g = GraphWriter()
-    x = g.placeholder("input_1", [-1, 4, 4, 3])
-    up = g.op("up/ResizeNearestNeighbor", "ResizeNearestNeighbor", [x, g.const("up/size", np.array(size, np.int32))],
-              T={"type": "DT_FLOAT"}, align_corners={"b": align_corners}, half_pixel_centers={"b": half_pixel})
-    out = convert_file(g.write(tmp_path, [up]), tmp_path / "m.onnx", outputs={up: "y"}, input_layout="NHWC")
-    x_in = RNG.normal(size=(1, 4, 4, 3)).astype(np.float32)
-    (y,) = _run(out, x_in, "NHWC")
+    x_in, y = _resized(tmp_path, "ResizeNearestNeighbor", size, align_corners, half_pixel)
     rows = _nearest_axis(4, size[0], align_corners, half_pixel)
     cols = _nearest_axis(4, size[1], align_corners, half_pixel)
     np.testing.assert_array_equal(y, x_in[:, rows][:, :, cols])
