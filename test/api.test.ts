@@ -95,6 +95,8 @@ describe('analyze()', () => {
   it('a bad option fails at the call, not on subscribe', () => {
     expect(() => analyze(d0(), { device: 'tpu' as 'cpu' })).toThrow(/device must be one of/);
     expect(() => createAnalyzer({ modles: 'x' } as never)).toThrow(/unknown analyzer option "modles"/);
+    expect(() => createAnalyzer({ detectorRuntime: 'tflite' as 'onnx' })).toThrow(/detectorRuntime must be one of onnx, tfjs/);
+    expect(() => analyze(d0(), { detectorRuntime: 'tflite' as 'onnx' })).toThrow(/detectorRuntime/);
   });
 });
 
