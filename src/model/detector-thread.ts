@@ -1,11 +1,10 @@
 // The face detector on a worker thread, behind the same FaceDetector interface.
 //
-// Why: both model stages run on the thread that calls them. tfjs-wasm is synchronous (~70 ms a frame at 640 px
-// on one idle core) and its threaded build is off in Node (tfjs-backend-wasm 4.22 reports
-// WASM_HAS_MULTITHREAD_SUPPORT false when IS_NODE); onnxruntime-node's `run()` only defers to setImmediate and
-// then runs the session synchronously on the same thread (dist/backend.js). With both on the main thread the
-// detector and the expression model take turns, whatever the batching: on 2 cores one of them always idles.
-// On its own thread the detector keeps one core busy while the main thread runs onnxruntime on the other.
+// Why: both model stages run on the thread that calls them. onnxruntime-node's `run()` only defers to
+// setImmediate and then runs the session synchronously on the same thread (dist/backend.js), and tfjs-wasm (the
+// `tfjs` runtime) is synchronous too, its threaded build off in Node (tfjs-backend-wasm 4.22 reports
+// WASM_HAS_MULTITHREAD_SUPPORT false when IS_NODE). With both on the main thread the detector and the expression
+// model take turns, whatever the batching. On its own thread the detector runs beside the model stage.
 //
 // Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them).
 import { createRequire } from 'node:module';
