@@ -7,6 +7,12 @@
 // model take turns, whatever the batching. On its own thread the detector runs beside the model stage.
 //
 // Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them).
+//
+// Exiting: a process that exits while the thread is inside onnxruntime's run() aborts (SIGABRT, exit 134: the
+// binding throws a C++ Napi::Error once run() returns into a terminated thread), e.g. `analyze | head -1`, which
+// exits on EPIPE at once. So the two threads share a guard: the count of detect jobs in flight and a "process is
+// exiting" flag. At process exit the main thread raises the flag (no new job starts) and waits, bounded, until
+// the jobs in flight are done; close() asks the thread to finish its jobs and end by itself before terminating it.
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -26,9 +32,23 @@ export type FromDetector =
   | { type: 'counts'; id: number; counts: DetectorCounts }
   | { type: 'error'; id: number; message: string; code?: string | undefined };
 
+/** What the worker is started with. */
+export interface DetectorWorkerData {
+  options: FaceDetectorOptions;
+  /** Int32Array over a SharedArrayBuffer: [GUARD_IN_FLIGHT] jobs in flight, [GUARD_EXITING] 1 once the process exits. */
+  guard: Int32Array;
+}
+export const GUARD_IN_FLIGHT = 0;
+export const GUARD_EXITING = 1;
+/** How long an exiting process waits for the detect jobs in flight (a job is a few to a few tens of ms). */
+const EXIT_WAIT_MS = 3000;
+/** How long close() lets the thread finish its jobs and end by itself before terminating it. */
+const CLOSE_WAIT_MS = 5000;
+
 /** Loads the detector in a worker thread; rejects with the worker's own load error (a ModelError or ConfigError). */
 export async function loadFaceDetectorThread(opts: FaceDetectorOptions = {}): Promise<FaceDetector> {
-  const worker = spawnWorker(opts);
+  const guard = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
+  const worker = spawnWorker({ options: opts, guard });
   const name = await new Promise<string>((resolve, reject) => {
     const onMessage = (msg: FromDetector): void => {
       worker.off('error', onError);
@@ -46,19 +66,30 @@ export async function loadFaceDetectorThread(opts: FaceDetectorOptions = {}): Pr
     worker.on('message', onMessage);
     worker.once('error', onError);
   });
-  return new ThreadDetector(worker, `${name} (thread)`);
+  return new ThreadDetector(worker, `${name} (thread)`, guard);
 }
 
-function spawnWorker(opts: FaceDetectorOptions): Worker {
+/** Called at process exit: no new detect job starts, and the ones in flight get up to `ms` to finish. */
+export function waitForJobsInFlight(guard: Int32Array, ms: number): void {
+  Atomics.store(guard, GUARD_EXITING, 1);
+  const end = Date.now() + ms;
+  for (let n = Atomics.load(guard, GUARD_IN_FLIGHT); n > 0; n = Atomics.load(guard, GUARD_IN_FLIGHT)) {
+    const left = end - Date.now();
+    if (left <= 0) return;
+    Atomics.wait(guard, GUARD_IN_FLIGHT, n, left);
+  }
+}
+
+function spawnWorker(data: DetectorWorkerData): Worker {
   const here = import.meta.url;
   if (here.endsWith('.ts')) {
     // from .ts sources (tsx, vitest) the worker loads through tsx's API, as the RTSP reader does
     const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
     const entry = new URL('./face-detector.worker.ts', here).href;
     const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(code, { eval: true, workerData: opts });
+    return new Worker(code, { eval: true, workerData: data });
   }
-  return new Worker(new URL('./face-detector.worker.js', here), { workerData: opts });
+  return new Worker(new URL('./face-detector.worker.js', here), { workerData: data });
 }
 
 class ThreadDetector implements FaceDetector {
@@ -66,12 +97,15 @@ class ThreadDetector implements FaceDetector {
   readonly #worker: Worker;
   readonly #pending = new Map<number, { resolve: (d: Detection[]) => void; reject: (e: unknown) => void }>();
   readonly #asked = new Map<number, { resolve: (c: DetectorCounts) => void; reject: (e: unknown) => void }>();
+  readonly #onProcessExit: () => void;
   #nextId = 1;
   #dead: Error | undefined;
 
-  constructor(worker: Worker, name: string) {
+  constructor(worker: Worker, name: string, guard: Int32Array) {
     this.name = name;
     this.#worker = worker;
+    this.#onProcessExit = (): void => waitForJobsInFlight(guard, EXIT_WAIT_MS);
+    process.on('exit', this.#onProcessExit);
     worker.on('message', (msg: FromDetector) => {
       if (msg.type === 'counts') {
         this.#asked.get(msg.id)?.resolve(msg.counts);
@@ -118,13 +152,23 @@ class ThreadDetector implements FaceDetector {
   async close(): Promise<void> {
     if (this.#dead !== undefined) return;
     this.#die(new Error('closed'));
+    // the thread finishes its jobs, releases the model and ends; terminate() only if it does not in time
+    const ended = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS);
+      this.#worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    this.#worker.ref();
     this.#worker.postMessage({ type: 'close' } satisfies ToDetector);
-    await this.#worker.terminate();
+    if (!(await ended)) await this.#worker.terminate();
   }
 
   #die(err: Error): void {
     if (this.#dead !== undefined) return;
     this.#dead = err;
+    process.off('exit', this.#onProcessExit);
     for (const p of this.#pending.values()) p.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${err.message}`));
     this.#pending.clear();
     for (const a of this.#asked.values()) a.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${err.message}`));

@@ -1,32 +1,56 @@
 // The face detector on its own thread (detector-thread.ts says why). Loads the same detector as the main
-// thread would, then answers one detect request at a time.
+// thread would, then answers detect requests (served one at a time by the detector itself). Every job counts
+// itself in the shared guard while in flight and none starts once the process is exiting (detector-thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Frame } from '../types.js';
-import { type FaceDetectorOptions, loadFaceDetector } from './face-detector.js';
-import type { FromDetector, ToDetector } from './detector-thread.js';
+import { loadFaceDetector } from './face-detector.js';
+import { GUARD_EXITING, GUARD_IN_FLIGHT, type DetectorWorkerData, type FromDetector, type ToDetector } from './detector-thread.js';
 
 const port = parentPort;
 if (port === null) throw new Error('face-detector.worker must run as a worker thread');
 const post = (msg: FromDetector): void => port.postMessage(msg);
+const { options, guard } = workerData as DetectorWorkerData;
+const inFlight = new Set<Promise<void>>();
 
 try {
-  const detector = await loadFaceDetector(workerData as FaceDetectorOptions);
+  const detector = await loadFaceDetector(options);
   post({ type: 'ready', name: detector.name });
   port.on('message', (msg: ToDetector) => {
     if (msg.type === 'close') {
-      detector.close();
-      port.close();
+      // the jobs already taken finish first: a model released under a running job would fail it
+      void Promise.allSettled([...inFlight]).then(() => {
+        detector.close();
+        port.close();
+      });
       return;
     }
     if (msg.type === 'counts') {
       void detector.counts().then((counts) => post({ type: 'counts', id: msg.id, counts }));
       return;
     }
+    // counted before the exiting flag is read, so the main thread either waits for this job or it never starts
+    Atomics.add(guard, GUARD_IN_FLIGHT, 1);
+    const done = (): void => {
+      Atomics.sub(guard, GUARD_IN_FLIGHT, 1);
+      Atomics.notify(guard, GUARD_IN_FLIGHT);
+    };
+    if (Atomics.load(guard, GUARD_EXITING) === 1) {
+      done();
+      post({ type: 'error', id: msg.id, message: 'the process is exiting' });
+      return;
+    }
     const frame: Frame = { ...msg.frame, data: Buffer.from(msg.data) };
-    detector.detect(frame, msg.hints).then(
-      (detections) => post({ type: 'result', id: msg.id, detections }),
-      (err: unknown) => post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code }),
-    );
+    const job = detector
+      .detect(frame, msg.hints)
+      .then(
+        (detections) => post({ type: 'result', id: msg.id, detections }),
+        (err: unknown) => post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code }),
+      )
+      .finally(() => {
+        inFlight.delete(job);
+        done();
+      });
+    inFlight.add(job);
   });
 } catch (err) {
   post({ type: 'load-error', message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code });
