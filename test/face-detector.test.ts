@@ -11,7 +11,7 @@ import { createFileSource } from '../src/ingest/file-source.js';
 import { loadImageFrame } from '../src/ingest/image.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { blazeFaceOnnxPath, loadBlazeFaceOnnx } from '../src/model/blazeface-onnx.js';
-import { loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector, type FaceModelType } from '../src/model/face-detector.js';
+import { Downscaler, loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector, type FaceModelType } from '../src/model/face-detector.js';
 import type { Detection, Frame } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
 
@@ -310,6 +310,45 @@ describe('detector calls shared across streams (mosaic)', () => {
       expect(await own.counts()).toMatchObject({ frames: 4, calls: 4, mosaicFrames: 0 });
     } finally {
       own.close();
+    }
+  });
+});
+
+/** Bilinear resize with half-pixel centres, clamped at the edges, in doubles: what the working copy should be. */
+function bilinearReference(src: Uint8Array, W: number, H: number, w: number, h: number): number[] {
+  const out: number[] = [];
+  for (let y = 0; y < h; y++) {
+    const sy = Math.min(Math.max((y + 0.5) * (H / h) - 0.5, 0), H - 1);
+    const y0 = Math.floor(sy);
+    const y1 = Math.min(y0 + 1, H - 1);
+    for (let x = 0; x < w; x++) {
+      const sx = Math.min(Math.max((x + 0.5) * (W / w) - 0.5, 0), W - 1);
+      const x0 = Math.floor(sx);
+      const x1 = Math.min(x0 + 1, W - 1);
+      for (let c = 0; c < 3; c++) {
+        const at = (yy: number, xx: number): number => src[(yy * W + xx) * 3 + c]!;
+        const top = at(y0, x0) + (at(y0, x1) - at(y0, x0)) * (sx - x0);
+        const bottom = at(y1, x0) + (at(y1, x1) - at(y1, x0)) * (sx - x0);
+        out.push(top + (bottom - top) * (sy - y0));
+      }
+    }
+  }
+  return out;
+}
+
+describe('working copy (Downscaler)', () => {
+  it('a frame exactly twice the working width: the 2×2 mean, value for value the bilinear resize; other sizes: bilinear', () => {
+    let seed = 7;
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
+    for (const [W, H] of [[1280, 720], [1280, 1280], [1000, 562]] as const) {
+      const data = Uint8Array.from({ length: W * H * 3 }, random);
+      const work = new Downscaler().scale({ width: W, height: H, data }, 640);
+      const ref = bilinearReference(data, W, H, work.width, work.height);
+      expect(work.width).toBe(640);
+      expect(work.height).toBe(Math.round((H * 640) / W));
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(work.data[i]! - ref[i]!));
+      expect(worst, `${W}×${H}`).toBeLessThan(W === 1280 ? 1e-9 : 1e-3); // exact at 2×; float32 weights otherwise
     }
   });
 });

@@ -19,9 +19,9 @@ import { createSession, ort } from './onnx-runtime.js';
 
 export type BlazeFaceType = 'short' | 'full';
 
-/** An RGB image as float32 0–255, row-major HWC. */
+/** An RGB image, 0–255, row-major HWC: a frame's own bytes, or a float working copy (downscaled, a mosaic). */
 export interface DetectorImage {
-  data: Float32Array;
+  data: Float32Array | Uint8Array;
   width: number;
   height: number;
 }

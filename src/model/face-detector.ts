@@ -164,7 +164,7 @@ async function loadTfjsDetector(model: FaceModelType, minScore: number, maxFaces
   inner.tensorsToDetectionConfig = { ...inner.tensorsToDetectionConfig, minScoreThresh: minScore };
   return {
     detectFaces: async (image: DetectorImage): Promise<RawDetection[]> => {
-      const input = tf.tensor3d(image.data, [image.height, image.width, 3], 'float32');
+      const input = tf.tensor3d(image.data instanceof Float32Array ? image.data : Float32Array.from(image.data), [image.height, image.width, 3], 'float32');
       try {
         return await inner.detectFaces(input, false);
       } finally {
@@ -313,7 +313,8 @@ class MediaPipeDetector implements FaceDetector {
       throw new CafeStreamError('CS_ERR_DETECTOR', `frame ${frame.streamId}#${frame.frameId}: ${frame.data.length} bytes is not ${frame.width}×${frame.height} RGB24`);
     }
     this.#counts.frames++;
-    const work = this.#scaler.scale(frame, this.#workingWidth);
+    // a frame no wider than the working width goes as it is (its bytes: no float copy to make)
+    const work = frame.width <= this.#workingWidth ? frame : this.#scaler.scale(frame, this.#workingWidth);
     try {
       const found: Detection[] = [];
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
@@ -581,6 +582,7 @@ export class Downscaler {
       for (let i = 0; i < out.length; i++) out[i] = src[i]!;
       return { width: w, height: h, data: out };
     }
+    if (W === 2 * w && H === 2 * h) return this.#half(frame, w, h);
     const x0 = this.#x0;
     const x1 = this.#x1;
     const fx = this.#fx;
@@ -602,6 +604,27 @@ export class Downscaler {
           const bot = src[rowB + a + c]! + (src[rowB + b + c]! - src[rowB + a + c]!) * wx;
           out[o++] = top + (bot - top) * wy;
         }
+      }
+    }
+    return { width: w, height: h, data: out };
+  }
+
+  /**
+   * Exactly half the size: bilinear with half-pixel centres samples each output pixel midway between 2×2 source
+   * pixels, i.e. their mean, the same value in fewer steps (a 1280-px frame: ~9 ms → a few ms).
+   */
+  #half(frame: { width: number; data: Uint8Array }, w: number, h: number): { width: number; height: number; data: Float32Array } {
+    const src = frame.data;
+    const out = this.#out;
+    const row = frame.width * 3;
+    let o = 0;
+    for (let y = 0; y < h; y++) {
+      let p = 2 * y * row;
+      for (let x = 0; x < w; x++, p += 6) {
+        const q = p + row;
+        out[o++] = (src[p]! + src[p + 3]! + src[q]! + src[q + 3]!) * 0.25;
+        out[o++] = (src[p + 1]! + src[p + 4]! + src[q + 1]! + src[q + 4]!) * 0.25;
+        out[o++] = (src[p + 2]! + src[p + 5]! + src[q + 2]! + src[q + 5]!) * 0.25;
       }
     }
     return { width: w, height: h, data: out };
