@@ -29,7 +29,7 @@ import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
 import { DetectionSchedule } from '../src/pipeline/detect-track.js';
-import { iou } from '../src/pipeline/track.js';
+import { iou } from '../src/geometry.js';
 import { loadFaceApi } from './face-api.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import { infer } from '../src/pipeline/infer.js';

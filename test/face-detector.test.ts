@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadImageFrame } from '../src/ingest/image.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
+import { iou } from '../src/geometry.js';
 import { blazeFaceOnnxPath, loadBlazeFaceOnnx } from '../src/model/blazeface-onnx.js';
 import { Downscaler, loadFaceDetector, lookAgainRegions, scanTiles, type FaceDetector, type FaceModelType } from '../src/model/face-detector.js';
 import type { Detection, Frame } from '../src/types.js';
@@ -155,13 +156,6 @@ describe('face detector', () => {
     await expect(detector.detect(bad)).rejects.toMatchObject({ code: 'CS_ERR_DETECTOR' });
   });
 });
-
-function iou(a: Detection['box'], b: Detection['box']): number {
-  const iw = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
-  const ih = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
-  if (iw <= 0 || ih <= 0) return 0;
-  return (iw * ih) / (a.width * a.height + b.width * b.height - iw * ih);
-}
 
 describe('runtimes: onnxruntime against the package on tfjs-wasm', () => {
   // The same weights, translated to ONNX by `trainer import-detector`: on real frames both runtimes must find
@@ -337,7 +331,7 @@ function bilinearReference(src: Uint8Array, W: number, H: number, w: number, h: 
 }
 
 describe('working copy (Downscaler)', () => {
-  it('a frame exactly twice the working width: the 2×2 mean, value for value the bilinear resize; other sizes: bilinear', () => {
+  it('a frame exactly twice the working width: the 2×2 mean, value for value the bilinear resize; other sizes: bilinear; a narrower one: itself', () => {
     let seed = 7;
     const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % 256;
     for (const [W, H] of [[1280, 720], [1280, 1280], [1000, 562]] as const) {
@@ -350,6 +344,10 @@ describe('working copy (Downscaler)', () => {
       for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(work.data[i]! - ref[i]!));
       expect(worst, `${W}×${H}`).toBeLessThan(W === 1280 ? 1e-9 : 1e-3); // exact at 2×; float32 weights otherwise
     }
+    // no wider than the target: the frame's own bytes, no copy
+    const small = Uint8Array.from({ length: 512 * 288 * 3 }, random);
+    expect(new Downscaler().scale({ width: 512, height: 288, data: small }, 640)).toEqual({ width: 512, height: 288, data: small });
+    expect(new Downscaler().scale({ width: 512, height: 288, data: small }, 640).data).toBe(small);
   });
 });
 

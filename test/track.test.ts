@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FaceTracker, iou } from '../src/pipeline/track.js';
+import { iou } from '../src/geometry.js';
+import { FaceTracker } from '../src/pipeline/track.js';
 import type { Box, Detection } from '../src/types.js';
 
 const FPS = 25;

@@ -14,7 +14,9 @@ import { join } from 'node:path';
 import type { AnchorConfig } from '@tensorflow-models/face-detection/dist/shared/calculators/interfaces/config_interfaces.js';
 import type { Rect } from '@tensorflow-models/face-detection/dist/shared/calculators/interfaces/shape_interfaces.js';
 import { ModelError, errorLine } from '../errors.js';
+import { iou } from '../geometry.js';
 import { packageRoot } from '../paths.js';
+import type { Box } from '../types.js';
 import { createSession, ort } from './onnx-runtime.js';
 
 export type BlazeFaceType = 'short' | 'full';
@@ -133,7 +135,7 @@ class OnnxBlazeFace implements BlazeFaceRunner {
     return found.map((d) => ({
       score: [d.score],
       locationData: {
-        relativeBoundingBox: { xMin: px(d.xMin), yMin: py(d.yMin), width: (d.width * roi) / image.width, height: (d.height * roi) / image.height },
+        relativeBoundingBox: { xMin: px(d.box.x), yMin: py(d.box.y), width: (d.box.width * roi) / image.width, height: (d.box.height * roi) / image.height },
         relativeKeypoints: d.keypoints.map((k) => ({ x: px(k.x), y: py(k.y) })),
       },
     }));
@@ -163,7 +165,7 @@ class OnnxBlazeFace implements BlazeFaceRunner {
         const kp = o + 1 + c.keypointCoordOffset + k * c.numValuesPerKeypoint;
         keypoints.push({ x: (raw[kp]! / c.xScale) * a.width + a.xCenter, y: (raw[kp + 1]! / c.yScale) * a.height + a.yCenter });
       }
-      out.push({ score, xMin: xc - w / 2, yMin: yc - h / 2, width: w, height: h, keypoints });
+      out.push({ score, box: { x: xc - w / 2, y: yc - h / 2, width: w, height: h }, keypoints });
     }
     return out;
   }
@@ -173,12 +175,10 @@ class OnnxBlazeFace implements BlazeFaceRunner {
   }
 }
 
+/** An anchor row above the threshold: box and keypoints relative to the letterboxed input. */
 interface Decoded {
   score: number;
-  xMin: number;
-  yMin: number;
-  width: number;
-  height: number;
+  box: Box;
   keypoints: { x: number; y: number }[];
 }
 
@@ -229,15 +229,7 @@ function nonMaxSuppression(ds: Decoded[], max: number, iouThreshold: number): De
   const kept: Decoded[] = [];
   for (const d of sorted) {
     if (kept.length >= max) break;
-    if (kept.every((k) => iou(k, d) <= iouThreshold)) kept.push(d);
+    if (kept.every((k) => iou(k.box, d.box) <= iouThreshold)) kept.push(d);
   }
   return kept;
-}
-
-function iou(a: Decoded, b: Decoded): number {
-  const iw = Math.min(a.xMin + a.width, b.xMin + b.width) - Math.max(a.xMin, b.xMin);
-  const ih = Math.min(a.yMin + a.height, b.yMin + b.height) - Math.max(a.yMin, b.yMin);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  return inter / (a.width * a.height + b.width * b.height - inter);
 }

@@ -313,8 +313,7 @@ class MediaPipeDetector implements FaceDetector {
       throw new CafeStreamError('CS_ERR_DETECTOR', `frame ${frame.streamId}#${frame.frameId}: ${frame.data.length} bytes is not ${frame.width}×${frame.height} RGB24`);
     }
     this.#counts.frames++;
-    // a frame no wider than the working width goes as it is (its bytes: no float copy to make)
-    const work = frame.width <= this.#workingWidth ? frame : this.#scaler.scale(frame, this.#workingWidth);
+    const work = this.#scaler.scale(frame, this.#workingWidth);
     try {
       const found: Detection[] = [];
       const whole = { x: 0, y: 0, width: work.width, height: work.height };
@@ -561,8 +560,9 @@ function overlapOfSmaller(a: Box, b: Box): number {
 }
 
 /**
- * RGB24 → float32 RGB (0–255) at a target width, bilinear, into a buffer reused across frames. The column
- * taps are computed once per frame size, so the per-frame cost is one pass over the output.
+ * The detector's working copy of an RGB24 frame: the frame itself when it is no wider than the target (the
+ * runners read its bytes), else float32 RGB (0–255) at the target width, bilinear, into a buffer reused across
+ * frames. The column taps are computed once per frame size, so the per-frame cost is one pass over the output.
  */
 export class Downscaler {
   #out = new Float32Array(0);
@@ -571,17 +571,14 @@ export class Downscaler {
   #x1 = new Int32Array(0);
   #fx = new Float32Array(0);
 
-  scale(frame: { width: number; height: number; data: Uint8Array }, maxWidth: number): { width: number; height: number; data: Float32Array } {
+  scale(frame: { width: number; height: number; data: Uint8Array }, maxWidth: number): DetectorImage {
     const { width: W, height: H, data: src } = frame;
-    const w = Math.min(W, maxWidth);
-    const h = W <= maxWidth ? H : Math.max(1, Math.round((H * w) / W));
+    if (W <= maxWidth) return { width: W, height: H, data: src };
+    const w = maxWidth;
+    const h = Math.max(1, Math.round((H * w) / W));
     const key = `${W}x${H}>${w}x${h}`;
     if (key !== this.#key) this.#prepare(W, w, h, key);
     const out = this.#out;
-    if (w === W && h === H) {
-      for (let i = 0; i < out.length; i++) out[i] = src[i]!;
-      return { width: w, height: h, data: out };
-    }
     if (W === 2 * w && H === 2 * h) return this.#half(frame, w, h);
     const x0 = this.#x0;
     const x1 = this.#x1;

@@ -12,6 +12,7 @@
 // once unseen for more than `maxLostSeconds`. Ids `t1, t2, …` are never reused within a stream.
 import { munkres } from 'munkres';
 import { type OperatorFunction, defer, map } from 'rxjs';
+import { iou } from '../geometry.js';
 import type { Box, DetectedFrame, Detection, EndedTrack, TrackedFace, TrackedFrame } from '../types.js';
 import type { TrackerOptions } from './options.js';
 import { trackerOptionsSchema } from './options.js';
@@ -213,14 +214,6 @@ function predict(t: Track, pts: number, maxCoastSeconds: number): Box {
   const cx = t.cx + t.vx * dt;
   const cy = t.cy + t.vy * dt;
   return { x: cx - t.w / 2, y: cy - t.h / 2, width: t.w, height: t.h };
-}
-
-export function iou(a: Box, b: Box): number {
-  const ix = Math.max(0, Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x));
-  const iy = Math.max(0, Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y));
-  const inter = ix * iy;
-  const union = a.width * a.height + b.width * b.height - inter;
-  return union > 0 ? inter / union : 0;
 }
 
 function centreDistance(a: Box, b: Box): number {

@@ -11,10 +11,10 @@ The full-range graph has a second head for persons (`Identity_1`); only the face
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
+from .manifest import sha256_file
 from .tfjs_to_onnx import TfjsConversionError, convert_file
 
 MODELS = {"short": 128, "full": 192}
@@ -23,10 +23,6 @@ OUTPUT = "detections"
 
 def onnx_name(model: str) -> str:
     return f"face-detector-{model}.onnx"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def import_detector(human_models: str | Path, out_dir: str | Path, model: str) -> tuple[Path, Path]:
@@ -54,8 +50,8 @@ def import_detector(human_models: str | Path, out_dir: str | Path, model: str) -
         "source": source,
         "input": {"name": "image", "layout": "NHWC", "size": side, "range": [-1, 1]},
         "output": OUTPUT,
-        "tfjs": {p.name: _sha256(p) for p in [model_json] + [human_models / f for s in shards for f in s["paths"]]},
-        "sha256": _sha256(out),
+        "tfjs": {p.name: sha256_file(p) for p in [model_json] + [human_models / f for s in shards for f in s["paths"]]},
+        "sha256": sha256_file(out),
     }
     note_path = out.with_suffix(".onnx.json")
     note_path.write_text(json.dumps(note, indent=2) + "\n")
