@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { Box, Frame } from '../src/types.js';
-import { initTfjsWasm } from '../src/model/face-detector.js';
+import { initTfjsWasm } from '../src/model/tfjs-detector.js';
 
 const require = createRequire(import.meta.url);
 

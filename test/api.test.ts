@@ -2,7 +2,7 @@
 // `.subscribe`, teardown on unsubscribe (no ffmpeg child, no extra thread left: counted in /proc), graceful stop
 // with an AbortSignal, one createAnalyzer for 20 inputs (one model load), inputs told apart by content.
 import { execFile } from 'node:child_process';
-import { copyFileSync, readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { lastValueFrom, toArray } from 'rxjs';
@@ -136,6 +136,25 @@ describe('createAnalyzer()', () => {
     } finally {
       await analyzer.close();
     }
+  });
+});
+
+describe('loading beside the probe and the first frames', () => {
+  it("the file's own error comes first even when the models fail too; a good file after a bad models folder names the models", async () => {
+    const notVideo = join(tmp.dir, 'notes.mp4');
+    writeFileSync(notVideo, 'not a video at all\n');
+    const noModels = join(tmp.dir, 'no-models');
+    mkdirSync(noModels, { recursive: true });
+    const bad = await (async () => {
+      for await (const _ of analyze(notVideo, { models: noModels, device: 'cpu' })) void _;
+    })().catch((e: unknown) => e);
+    expect(isCafeStreamError(bad) && bad.code).toBe('CS_ERR_NOT_A_VIDEO');
+    const good = await (async () => {
+      for await (const _ of analyze(d0(), { models: noModels, device: 'cpu' })) void _;
+    })().catch((e: unknown) => e);
+    expect(isCafeStreamError(good) && good.code).toMatch(/^CS_ERR_MODEL/);
+    // nothing the early decoding started outlives the failed run
+    await waitFor('no ffmpeg child', () => ffmpegChildren().length === 0, 5000);
   });
 });
 

@@ -44,6 +44,20 @@ const STDERR_TAIL_LINES = 20;
 /** ffmpeg lines that mean the input ends early or is damaged rather than that ffmpeg itself failed. */
 const TRUNCATION_MARK = /partial file|corrupt|truncat|moov atom not found|unexpected end|end of file/i;
 
+/**
+ * fluent-ffmpeg runs `ffmpeg -formats`, then `ffmpeg -encoders`, before a process's first decode (and caches
+ * the answers): ~170 ms between the probe and the first frame. Asked for, both at once, when the first source
+ * is made, they run beside the probe. A failure here is not ours to report: the decode's own check repeats it
+ * and fails the run with its message.
+ */
+let capabilitiesAsked = false;
+function askCapabilitiesEarly(): void {
+  if (capabilitiesAsked) return;
+  capabilitiesAsked = true;
+  ffmpeg.getAvailableFormats(() => undefined);
+  ffmpeg.getAvailableEncoders(() => undefined);
+}
+
 export function createFileSource(opts: FileSourceOptions): FrameSource {
   const maxPending = opts.maxPending ?? 8;
   if (!Number.isInteger(maxPending) || maxPending < 1) {
@@ -53,6 +67,7 @@ export function createFileSource(opts: FileSourceOptions): FrameSource {
     throw new ConfigError('sampleFps', `sample fps must be a positive number, got ${opts.sampleFps}`);
   }
   const streamId = opts.streamId ?? basename(opts.path);
+  askCapabilitiesEarly();
   const killGraceMs = opts.killGraceMs ?? 500;
   let probed: Promise<StreamInfo> | undefined;
   const info = (): Promise<StreamInfo> => (probed ??= probeFile(opts.path, streamId));

@@ -161,6 +161,13 @@ export class ImagePreprocessor {
     const [o0, o1, o2] = this.#offset as unknown as [number, number, number];
     const b1 = offset + n;
     const b2 = offset + 2 * n;
+    if (s0 === s1 && s0 === s2 && o0 === o1 && o0 === o2) {
+      // one normalisation for all three channels (the shipped encoder's): one plane computed, two copied
+      for (let p = 0, q = 0; p < n; p++, q += 3) out[offset + p] = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!) * s0 + o0;
+      out.copyWithin(b1, offset, b1);
+      out.copyWithin(b2, offset, b1);
+      return;
+    }
     for (let p = 0, q = 0; p < n; p++, q += 3) {
       const g = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!);
       out[offset + p] = g * s0 + o0;

@@ -98,19 +98,28 @@ function key(streamId: string, trackId: string, frameId: number): string {
 
 /** 16×16 mean grey levels of a square RGB crop (area averaging; sides need not divide). */
 export function thumbnail(rgb: Uint8Array, size: number): Float32Array {
+  const { cellOf, counts } = cellsFor(size);
   const sums = new Float32Array(SIDE * SIDE);
-  const counts = new Uint32Array(SIDE * SIDE);
   for (let y = 0; y < size; y++) {
-    const row = Math.floor((y * SIDE) / size) * SIDE;
-    for (let x = 0; x < size; x++) {
-      const i = (y * size + x) * 3;
-      const cell = row + Math.floor((x * SIDE) / size);
-      sums[cell]! += 0.299 * rgb[i]! + 0.587 * rgb[i + 1]! + 0.114 * rgb[i + 2]!;
-      counts[cell]!++;
-    }
+    const row = cellOf[y]! * SIDE;
+    for (let x = 0, i = y * size * 3; x < size; x++, i += 3) sums[row + cellOf[x]!]! += 0.299 * rgb[i]! + 0.587 * rgb[i + 1]! + 0.114 * rgb[i + 2]!;
   }
   for (let c = 0; c < sums.length; c++) sums[c] = sums[c]! / Math.max(1, counts[c]!);
   return sums;
+}
+
+/** Which thumbnail cell each pixel column (and row) of a `size`-px crop falls in, and pixels per cell: per crop size, once. */
+const cellTables = new Map<number, { cellOf: Int32Array; counts: Uint32Array }>();
+function cellsFor(size: number): { cellOf: Int32Array; counts: Uint32Array } {
+  let t = cellTables.get(size);
+  if (t === undefined) {
+    const cellOf = Int32Array.from({ length: size }, (_, x) => Math.floor((x * SIDE) / size));
+    const counts = new Uint32Array(SIDE * SIDE);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) counts[cellOf[y]! * SIDE + cellOf[x]!]!++;
+    t = { cellOf, counts };
+    cellTables.set(size, t);
+  }
+  return t;
 }
 
 /** Mean absolute difference of two thumbnails after removing each one's mean level (a light change is not a face change). */

@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { ModelError, errorLine } from '../../errors.js';
-import { initTfjsWasm } from '../../model/face-detector.js';
+import { initTfjsWasm } from '../../model/tfjs-detector.js';
 import type { CropClassifier } from '../evaluate-set.js';
 import { mapPeerClasses } from './map-classes.js';
 import { installChainedOps, requireWithTfjsCore } from './tfjs-compat.js';

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphModel } from '@tensorflow/tfjs-converter';
 import { ModelError, errorLine } from '../../errors.js';
-import { fileModelHandler, initTfjsWasm } from '../../model/face-detector.js';
+import { fileModelHandler, initTfjsWasm } from '../../model/tfjs-detector.js';
 import type { CropClassifier } from '../evaluate-set.js';
 import { mapPeerClasses } from './map-classes.js';
 
