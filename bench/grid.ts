@@ -17,6 +17,7 @@ import { parseArgs, promisify } from 'node:util';
 import { analyze } from '../src/api/analyze.js';
 import type { TimelineEvent } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
+import { cpuShares, cpuTimes, referenceSpeed } from './host.js';
 
 const { values } = parseArgs({
   options: {
@@ -76,6 +77,7 @@ const cellOf = (b: { x: number; y: number; width: number; height: number }): num
 const grid = await buildGrid();
 const load = loadavg()[0]!;
 const sampleFps = Number(values['sample-fps']);
+const cpuAtStart = cpuTimes();
 const t0 = performance.now();
 const perFrame = new Map<number, number>();
 const tracks = new Map<string, Map<number, number>>(); // track → cell → observations
@@ -97,6 +99,8 @@ for await (const e of analyze(grid, {
   tracks.set(e.trackId, cells);
 }
 const wall = (performance.now() - t0) / 1000;
+const host = cpuShares(cpuAtStart, cpuTimes());
+const reference = await referenceSpeed();
 
 const placed = GRID * GRID;
 const frames = Math.round(SECONDS * Math.min(FPS, sampleFps));
@@ -115,6 +119,10 @@ const result = {
   grid,
   cpus: cpus().length,
   loadavg1: Number(load.toFixed(2)),
+  // the hypervisor's share of the CPU time during the run (bench/host.ts): above a few % the figures are the host's
+  stealPercent: host === undefined ? null : Math.round(100 * host.steal),
+  // right after the run: the int8 encoder alone, one thread, batch 16 (bench/host.ts); ~80 crops/s on a quiet dev box
+  referenceCropsPerSecond: Number(reference.toFixed(1)),
   sampleFps,
   detector: values.detector,
   detectorRuntime: values['detector-runtime'],

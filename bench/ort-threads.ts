@@ -17,6 +17,7 @@ import { cropFace } from '../src/pipeline/crop.js';
 import type { FaceCrop } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { join, resolve } from 'node:path';
+import { cpuShares, cpuTimes, formatShares } from './host.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,6 +62,7 @@ const loop = async (): Promise<void> => {
     detections++;
   }
 };
+const cpuAtStart = cpuTimes();
 for (let r = 0; r < Number(values.rounds); r++) {
   for (const busy of [false, true]) {
     detecting = busy;
@@ -72,7 +74,7 @@ for (let r = 0; r < Number(values.rounds); r++) {
 }
 detector.close();
 for (const m of models) await m.close();
-console.log(`ort-threads: ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}; batch ${batch}; ${values.models}`);
+console.log(`ort-threads: ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, ${formatShares(cpuShares(cpuAtStart, cpuTimes()))} over the runs; batch ${batch}; ${values.models}`);
 const base = (k: string): number => median(result[k]!);
 const keys = Object.keys(result);
 for (const k of keys) {

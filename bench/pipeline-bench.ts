@@ -38,6 +38,7 @@ import { runPipeline } from '../src/pipeline/run.js';
 import type { Box, Detection, FaceCrop, Frame, FrameSource, Sink } from '../src/types.js';
 import { FLOAT_MODELS_DIR } from '../test/helpers/models.js';
 import { sharedPath } from '../test/helpers/shared.js';
+import { cpuShares, cpuTimes, formatShares, referenceSpeed } from './host.js';
 
 interface Args {
   video: string;
@@ -123,6 +124,7 @@ async function decodeOnly(video: string, keep: number | ((index: number) => bool
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   const loadAtStart = loadavg()[0]!;
+  const cpuAtStart = cpuTimes();
   const log = (s: string): void => void process.stderr.write(`${s}\n`);
   log(`bench: ${args.video}; models ${args.models}; device ${args.device}; batch ${args.batchSize}`);
 
@@ -283,6 +285,9 @@ async function main(): Promise<void> {
     log(`end-to-end, pre-issue-11 configuration: ${baselineFps.toFixed(1)} fps`);
   }
 
+  const host = cpuShares(cpuAtStart, cpuTimes());
+  const reference = await referenceSpeed();
+  log(`reference (int8 encoder alone, one thread, batch 16): ${reference.toFixed(1)} crops/s`);
   const stages = { decode: decode.fps, detector: detectStageFps, model: modelFps };
   const slowest = (Object.entries(stages) as [string, number][]).reduce((a, b) => (b[1] < a[1] ? b : a));
   const result = {
@@ -293,6 +298,8 @@ async function main(): Promise<void> {
     cpus: cpus().length,
     loadavg1: Number(loadAtStart.toFixed(2)),
     loadavg1End: Number(loadavg()[0]!.toFixed(2)),
+    stealPercent: host === undefined ? null : Math.round(100 * host.steal),
+    referenceCropsPerSecond: round(reference),
     batchSize: args.batchSize,
     decodeFps: round(decode.fps),
     detectorFps: round(detectFps),
@@ -329,7 +336,8 @@ async function main(): Promise<void> {
     ['video', result.video],
     ['models / provider', `${result.models} / ${result.provider}`],
     ['detector', result.detector],
-    ['machine', `${result.cpus} CPUs, load ${result.loadavg1} at start, ${result.loadavg1End} at end`],
+    ['machine', `${result.cpus} CPUs, load ${result.loadavg1} at start, ${result.loadavg1End} at end, ${formatShares(host)} over the run`],
+    ['reference speed', `${result.referenceCropsPerSecond} crops/s (bench/host.ts: the int8 encoder alone, one thread, batch 16, after the run)`],
     ['detector / ORT threads', `${result.detector} / intra-op ${result.ortThreads}`],
     ['decode-only', `${result.decodeFps} frames/s`],
     ['detector-only', `${result.detectorFps} frames/s (one call per frame)`],

@@ -26,6 +26,7 @@ import { loadExpressionModel } from '../src/model/expression-model.js';
 import { LiveRunner } from '../src/live/live-runner.js';
 import type { Sink, SinkStats, TimelineEvent } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
+import { cpuShares, cpuTimes, formatShares } from './host.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLIPS = ['d0.mp4', 'd3.mp4', 'd12.mp4', 'd18.mp4'];
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
   console.log(`soak: ${nStreams} streams × ${minutes} min, sample fps ${sampleFps ?? 'all'}, models ${modelsDir}, detector ${detector.name}, detect interval ${args['detect-interval']}, frames in flight ${args['in-flight']}`);
   console.log('t(s)  rss(MB)  ' + mounts.map((m) => `${m.id}: dec/ana/skip fps`).join('  '));
   const t0 = Date.now();
+  const cpuAtStart = cpuTimes();
   let prev = new Map(runner.list().map((s) => [s.id, s]));
   const rssSeries: number[] = [];
   const fpsRows: Record<string, { analysed: number[]; skipped: number[]; decoded: number[] }> = {};
@@ -171,7 +173,7 @@ async function main(): Promise<void> {
     `  served in full: ${full} of ${mounts.length} streams (analysed >= 95 % of decoded); capacity at ${perStream.toFixed(1)} fps a stream: ` +
       `${(analysedTotal / Math.max(1e-9, perStream)).toFixed(1)} streams (all analysed fps ${analysedTotal.toFixed(1)} ÷ ${perStream.toFixed(1)})`,
   );
-  console.log(`  machine: ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(`  machine: ${cpus().length} CPUs, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}, ${formatShares(cpuShares(cpuAtStart, cpuTimes()))} over the run`);
   console.log(`  latency frame→event: p50 ${(percentile(latencies, 50) * 1000).toFixed(0)} ms, p95 ${(percentile(latencies, 95) * 1000).toFixed(0)} ms (n=${latencies.length})`);
   console.log(`  RSS MB: first ${rssSeries[0]?.toFixed(0)}, max ${Math.max(...rssSeries).toFixed(0)}, last ${rssSeries[rssSeries.length - 1]?.toFixed(0)}`);
   if (count) console.log(`  model stage: ${count} calls, mean batch ${((sum ?? 0) / count).toFixed(2)}`);
