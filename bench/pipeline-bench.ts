@@ -1,5 +1,5 @@
 // npm run bench [-- video.mp4] [--clip clip.mp4] [--models dir] [--device cpu|cuda|webgpu|auto] [--precision auto|int8|float] [--batch-size N]
-//                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--detector-runtime onnx|tfjs] [--ort-threads N]
+//                 [--frames N] [--detect-interval N] [--detector-thread|--no-detector-thread] [--detector-runtime onnx|tfjs] [--model-threads N] [--ort-threads N]
 //                 [--face-api-frames N] [--no-face-api] [--json]
 //
 // Figures on the same machine and run, so they can be compared. On `video` (default d0.mp4):
@@ -17,14 +17,17 @@
 //   face-api.js   its SSD MobileNet detector + expression net (tfjs wasm) on --face-api-frames frames spread
 //                 over the clip: frames/s, our every-frame fps ÷ theirs, and recall: frames where face-api finds
 //                 a face (score ≥ 0.5) and our every-frame run reports none overlapping it (IoU ≥ 0.3).
-// Default models: the shipped ones in models/.
+// Default models: the shipped ones in models/. The model stage runs as the product runs it: on CPU_MODEL_THREADS
+// model threads (model-threads.ts) of one onnxruntime thread each; --model-threads 0 runs it on the main thread
+// with --ort-threads intra-op threads (default CPU_INTRA_OP_THREADS), as before 2026-12-07 evening.
 import { existsSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
-import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
+import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from '../src/model/expression-model.js';
+import { CPU_MODEL_THREADS, loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
@@ -47,6 +50,7 @@ interface Args {
   detectorThread: boolean;
   detectorRuntime: DetectorRuntime;
   ortThreads: number | undefined;
+  modelThreads: number;
   faceApiFrames: number;
   baseline: boolean;
   models: string;
@@ -73,6 +77,7 @@ function parseCli(argv: string[]): Args {
       'no-detector-thread': { type: 'boolean', default: false },
       'detector-runtime': { type: 'string', default: 'onnx' },
       'ort-threads': { type: 'string' },
+      'model-threads': { type: 'string' },
       'face-api-frames': { type: 'string', default: '30' },
       'no-face-api': { type: 'boolean', default: false },
       'no-baseline': { type: 'boolean', default: false },
@@ -87,6 +92,7 @@ function parseCli(argv: string[]): Args {
     detectorThread: values['no-detector-thread'] !== true,
     detectorRuntime: values['detector-runtime'] as DetectorRuntime,
     ortThreads: values['ort-threads'] === undefined ? undefined : Number(values['ort-threads']),
+    modelThreads: values['model-threads'] === undefined ? CPU_MODEL_THREADS : Number(values['model-threads']),
     faceApiFrames: values['no-face-api'] === true ? 0 : Number(values['face-api-frames']),
     baseline: values['no-baseline'] !== true,
     models: values.models ?? join(root, 'models'),
@@ -121,6 +127,12 @@ async function decodeOnly(video: string, keep: number | ((index: number) => bool
   return { fps: frames / seconds(t0), frames, kept };
 }
 
+/** The model as the product loads it (model threads), or on this thread with --model-threads 0. */
+function loadModel(args: Args, o: ExpressionModelOptions): Promise<ExpressionModel> {
+  const threads = args.ortThreads === undefined ? {} : { threads: args.ortThreads };
+  return args.modelThreads === 0 ? loadExpressionModel({ ...o, ...threads }) : loadExpressionModelThreads({ ...o, ...threads, modelThreads: args.modelThreads });
+}
+
 async function main(): Promise<void> {
   const args = parseCli(process.argv.slice(2));
   const loadAtStart = loadavg()[0]!;
@@ -130,7 +142,7 @@ async function main(): Promise<void> {
 
   const [detector, model] = await Promise.all([
     args.detectorThread ? loadFaceDetectorThread({ runtime: args.detectorRuntime }) : loadFaceDetector({ runtime: args.detectorRuntime }),
-    loadExpressionModel({ modelsDir: args.models, device: args.device, precision: args.precision, log, ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) }),
+    loadModel(args, { modelsDir: args.models, device: args.device, precision: args.precision, log }),
   ]);
   const opts = resolvePipelineOptions({ batch: { maxBatch: args.batchSize }, detection: { interval: args.detectInterval } });
 
@@ -180,7 +192,7 @@ async function main(): Promise<void> {
   // the float encoder on the same crops, when scripts/setup-trainer.sh has built it: the int8 gain
   let floatCropsPerSecond = NaN;
   if (model.precision === 'int8' && existsSync(join(FLOAT_MODELS_DIR, 'encoder-faceres-emotion-faceapi.onnx'))) {
-    const floatModel = await loadExpressionModel({ modelsDir: FLOAT_MODELS_DIR, device: args.device, precision: 'float', ...(args.ortThreads === undefined ? {} : { threads: args.ortThreads }) });
+    const floatModel = await loadModel(args, { modelsDir: FLOAT_MODELS_DIR, device: args.device, precision: 'float' });
     floatCropsPerSecond = await stageRate(floatModel);
     await floatModel.close();
     log(`model stage, float encoder: ${floatCropsPerSecond.toFixed(1)} crops/s`);
@@ -306,7 +318,8 @@ async function main(): Promise<void> {
     detectInterval: args.detectInterval,
     detectorStageFps: round(detectStageFps),
     detectorShare: Number(detectorShare.toFixed(3)),
-    ortThreads: args.ortThreads ?? CPU_INTRA_OP_THREADS,
+    modelThreads: args.modelThreads,
+    ortThreads: args.ortThreads ?? (args.modelThreads === 0 ? CPU_INTRA_OP_THREADS : 1),
     precision: model.precision,
     modelCropsPerSecond: round(modelCropsPerSecond),
     floatModelCropsPerSecond: round(floatCropsPerSecond),
@@ -338,7 +351,7 @@ async function main(): Promise<void> {
     ['detector', result.detector],
     ['machine', `${result.cpus} CPUs, load ${result.loadavg1} at start, ${result.loadavg1End} at end, ${formatShares(host)} over the run`],
     ['reference speed', `${result.referenceCropsPerSecond} crops/s (bench/host.ts: the int8 encoder alone, one thread, batch 16, after the run)`],
-    ['detector / ORT threads', `${result.detector} / intra-op ${result.ortThreads}`],
+    ['detector / model threads', `${result.detector} / ${result.modelThreads === 0 ? 'main thread' : `${result.modelThreads} model threads`}, intra-op ${result.ortThreads}`],
     ['decode-only', `${result.decodeFps} frames/s`],
     ['detector-only', `${result.detectorFps} frames/s (one call per frame)`],
     ['detector stage', `${result.detectorStageFps} frames/s at --detect-interval ${result.detectInterval} (detector on ${(100 * result.detectorShare).toFixed(0)} % of frames)`],

@@ -23,6 +23,7 @@ import { LiveMetrics } from '../src/http/metrics.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
 import { loadExpressionModel } from '../src/model/expression-model.js';
+import { loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { LiveRunner } from '../src/live/live-runner.js';
 import type { Sink, SinkStats, TimelineEvent } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
@@ -46,6 +47,8 @@ const { values: args } = parseArgs({
     mosaic: { type: 'boolean', default: true },
     'detector-runtime': { type: 'string', default: 'onnx' },
     'scan-seconds': { type: 'string' },
+    // 0: the model on the main thread (2 intra-op threads), as before 2026-12-07 evening; default: serve's model threads
+    'model-threads': { type: 'string' },
   },
   allowNegative: true,
 });
@@ -101,7 +104,11 @@ async function main(): Promise<void> {
   // serve runs the detector on the main thread; --detector-thread runs it on its worker thread
   const detectorOptions = { mosaic: args.mosaic, runtime: args['detector-runtime'] as DetectorRuntime };
   const detector = args['detector-thread'] === true ? await loadFaceDetectorThread(detectorOptions) : await loadFaceDetector(detectorOptions);
-  const model = await loadExpressionModel({ modelsDir, device: args.device as 'cpu', log: (m: string) => console.error(m) });
+  const modelOptions = { modelsDir, device: args.device as 'cpu', log: (m: string) => console.error(m) };
+  const model =
+    args['model-threads'] === '0'
+      ? await loadExpressionModel(modelOptions)
+      : await loadExpressionModelThreads({ ...modelOptions, ...(args['model-threads'] === undefined ? {} : { modelThreads: Number(args['model-threads']) }) });
   const latencies: number[] = [];
   const onEvent = (e: TimelineEvent): void => {
     if (e.type === 'face.observation') latencies.push(Date.now() / 1000 - e.time);

@@ -66,7 +66,7 @@ describe('the CLI with --device cuda|auto on a machine without an NVIDIA GPU', (
     const r = await runCli(['analyze', photo, '--device', 'auto', '--models', models], { env });
     expect(r.code).toBe(0);
     const line = r.stderr.split('\n').find((l) => l.includes('expression model'));
-    expect(line).toMatch(/ on cpu \(not available: webgpu: no GPU device .*; cuda: no NVIDIA device \(\/dev\/nvidia\*\)\)$/);
+    expect(line).toMatch(/ on cpu \(2 model threads; not available: webgpu: no GPU device .*; cuda: no NVIDIA device \(\/dev\/nvidia\*\)\)$/);
     expect(r.stdout).toContain('"type":"face.observation"');
   });
 });

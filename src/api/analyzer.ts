@@ -16,7 +16,8 @@ import { prestart } from '../ingest/prestart.js';
 import { createRtspSource, redactUrl } from '../ingest/rtsp-source.js';
 import { defaultModelsDir } from '../paths.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
-import { loadExpressionModel, type ExpressionModel } from '../model/expression-model.js';
+import type { ExpressionModel } from '../model/expression-model.js';
+import { loadExpressionModelThreads } from '../model/model-threads.js';
 import { DETECTOR_RUNTIMES, type FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
 import { eventBase } from '../pipeline/events.js';
@@ -97,7 +98,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
       const [detector, model] = await Promise.allSettled([
         // on its own thread, so detection runs beside the model instead of taking turns (detector-thread.ts)
         loadFaceDetectorThread({ model: o.detector, runtime: o.detectorRuntime, ...(o.tile ? { tile: true } : {}) }),
-        loadExpressionModel({ modelsDir: o.models, device: o.device, precision: o.precision, log }),
+        loadExpressionModelThreads({ modelsDir: o.models, device: o.device, precision: o.precision, log }),
       ]);
       if (detector.status === 'fulfilled' && model.status === 'fulfilled') return { detector: detector.value, model: model.value };
       if (detector.status === 'fulfilled') await detector.value.close();

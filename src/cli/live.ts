@@ -20,7 +20,7 @@ import { createLogger } from '../log.js';
 import { LiveHttpServer, type StreamControl } from '../http/server.js';
 import { activeFfmpegPids, redactUrl } from '../ingest/rtsp-source.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
-import { loadExpressionModel } from '../model/expression-model.js';
+import { loadExpressionModelThreads } from '../model/model-threads.js';
 import { LiveRunner } from '../live/live-runner.js';
 import { within } from '../kafka/group-member.js';
 import { createJsonlSink } from '../sinks/jsonl-sink.js';
@@ -218,7 +218,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
     // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
     detector = await loadFaceDetectorThread({ model: config.detector.model, runtime: config.detector.runtime, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
-    const model = await loadExpressionModel({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
+    const model = await loadExpressionModelThreads({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     metrics.setDetectorCounters(detector.counts.bind(detector));
     runner = new LiveRunner({

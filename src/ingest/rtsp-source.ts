@@ -23,9 +23,7 @@
 //
 // Timestamps: `pts` is the wall-clock Unix time (seconds) at which the frame's last byte reached the reader.
 
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { Observable, Subject, type Subscriber } from 'rxjs';
 import { ConfigError, IngestError, errorLine, type ErrorCode } from '../errors.js';
 import { DEFAULT_RETRY_POLICY, retry, type RetryPolicy } from '../retry.js';
@@ -33,6 +31,7 @@ import type { Frame, FrameSource, StreamInfo } from '../types.js';
 import type { FromReader, ToReader } from './rtsp-reader-protocol.js';
 import type { AdmissionGate } from './admission.js';
 import { StallWatchdog } from './watchdog.js';
+import { startWorker } from '../worker-module.js';
 
 export type LiveState = 'connecting' | 'online' | 'offline' | 'stopped';
 
@@ -456,15 +455,7 @@ class ReaderWorker {
   #dead: Error | undefined;
 
   constructor() {
-    const here = import.meta.url;
-    if (here.endsWith('.ts')) {
-      const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
-      const entry = new URL('./rtsp-reader.worker.ts', here).href;
-      const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-      this.worker = new Worker(code, { eval: true });
-    } else {
-      this.worker = new Worker(new URL('./rtsp-reader.worker.js', here));
-    }
+    this.worker = startWorker(import.meta.url, 'rtsp-reader.worker');
     this.worker.unref();
     this.worker.on('message', (msg: FromReader) => this.#onMessage?.(msg));
     this.worker.on('error', (err) => this.#die(err));

@@ -8,17 +8,14 @@
 //
 // Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them).
 //
-// Exiting: a process that exits while the thread is inside onnxruntime's run() aborts (SIGABRT, exit 134: the
-// binding throws a C++ Napi::Error once run() returns into a terminated thread), e.g. `analyze | head -1`, which
-// exits on EPIPE at once. So the two threads share a guard: the count of detect jobs in flight and a "process is
-// exiting" flag. At process exit the main thread raises the flag (no new job starts) and waits, bounded, until
-// the jobs in flight are done; close() asks the thread to finish its jobs and end by itself before terminating it.
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+// Exiting: the two threads share an exit guard (thread-guard.ts says why), and close() asks the thread to finish
+// its jobs and end by itself before terminating it.
+import type { Worker } from 'node:worker_threads';
 import { CafeStreamError, ConfigError, ModelError } from '../errors.js';
 import type { DetectHints, Detection, DetectorCounts, Frame } from '../types.js';
 import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
+import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
+import { startWorker } from '../worker-module.js';
 
 export type ToDetector =
   | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; hints?: DetectHints }
@@ -35,11 +32,9 @@ export type FromDetector =
 /** What the worker is started with. */
 export interface DetectorWorkerData {
   options: FaceDetectorOptions;
-  /** Int32Array over a SharedArrayBuffer: [GUARD_IN_FLIGHT] jobs in flight, [GUARD_EXITING] 1 once the process exits. */
+  /** the exit guard (thread-guard.ts). */
   guard: Int32Array;
 }
-export const GUARD_IN_FLIGHT = 0;
-export const GUARD_EXITING = 1;
 /** How long an exiting process waits for the detect jobs in flight (a job is a few to a few tens of ms). */
 const EXIT_WAIT_MS = 3000;
 /** How long close() lets the thread finish its jobs and end by itself before terminating it. */
@@ -47,8 +42,8 @@ const CLOSE_WAIT_MS = 5000;
 
 /** Loads the detector in a worker thread; rejects with the worker's own load error (a ModelError or ConfigError). */
 export async function loadFaceDetectorThread(opts: FaceDetectorOptions = {}): Promise<FaceDetector> {
-  const guard = new Int32Array(new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT));
-  const worker = spawnWorker({ options: opts, guard });
+  const guard = createThreadGuard();
+  const worker = startWorker(import.meta.url, 'face-detector.worker', { workerData: { options: opts, guard } satisfies DetectorWorkerData });
   const name = await new Promise<string>((resolve, reject) => {
     const onMessage = (msg: FromDetector): void => {
       worker.off('error', onError);
@@ -67,29 +62,6 @@ export async function loadFaceDetectorThread(opts: FaceDetectorOptions = {}): Pr
     worker.once('error', onError);
   });
   return new ThreadDetector(worker, `${name} (thread)`, guard);
-}
-
-/** Called at process exit: no new detect job starts, and the ones in flight get up to `ms` to finish. */
-export function waitForJobsInFlight(guard: Int32Array, ms: number): void {
-  Atomics.store(guard, GUARD_EXITING, 1);
-  const end = Date.now() + ms;
-  for (let n = Atomics.load(guard, GUARD_IN_FLIGHT); n > 0; n = Atomics.load(guard, GUARD_IN_FLIGHT)) {
-    const left = end - Date.now();
-    if (left <= 0) return;
-    Atomics.wait(guard, GUARD_IN_FLIGHT, n, left);
-  }
-}
-
-function spawnWorker(data: DetectorWorkerData): Worker {
-  const here = import.meta.url;
-  if (here.endsWith('.ts')) {
-    // from .ts sources (tsx, vitest) the worker loads through tsx's API, as the RTSP reader does
-    const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api')).href;
-    const entry = new URL('./face-detector.worker.ts', here).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-    return new Worker(code, { eval: true, workerData: data });
-  }
-  return new Worker(new URL('./face-detector.worker.js', here), { workerData: data });
 }
 
 class ThreadDetector implements FaceDetector {

@@ -4,7 +4,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Frame } from '../types.js';
 import { loadFaceDetector } from './face-detector.js';
-import { GUARD_EXITING, GUARD_IN_FLIGHT, type DetectorWorkerData, type FromDetector, type ToDetector } from './detector-thread.js';
+import type { DetectorWorkerData, FromDetector, ToDetector } from './detector-thread.js';
+import { enterJob, leaveJob } from './thread-guard.js';
 
 const port = parentPort;
 if (port === null) throw new Error('face-detector.worker must run as a worker thread');
@@ -28,13 +29,8 @@ try {
       void detector.counts().then((counts) => post({ type: 'counts', id: msg.id, counts }));
       return;
     }
-    // counted before the exiting flag is read, so the main thread either waits for this job or it never starts
-    Atomics.add(guard, GUARD_IN_FLIGHT, 1);
-    const done = (): void => {
-      Atomics.sub(guard, GUARD_IN_FLIGHT, 1);
-      Atomics.notify(guard, GUARD_IN_FLIGHT);
-    };
-    if (Atomics.load(guard, GUARD_EXITING) === 1) {
+    const done = (): void => leaveJob(guard);
+    if (!enterJob(guard)) {
       done();
       post({ type: 'error', id: msg.id, message: 'the process is exiting' });
       return;

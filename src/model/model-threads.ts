@@ -1,0 +1,209 @@
+// The CPU model stage on worker threads, behind the same ExpressionModel interface: two threads, each with the
+// models loaded and one onnxruntime thread, and each batch goes to the thread with the fewest batches.
+//
+// Why: onnxruntime-node's run() runs the session synchronously on the thread that calls it (detector-thread.ts
+// says more), so on the main thread the crops' preprocessing, the tracker and the sinks wait for every batch,
+// and one session with two intra-op threads loses time at every operator's join (its threads wait for each
+// other, and for the core the detector or ffmpeg holds). Two sessions of one thread each read two batches at
+// once with nothing to join: the encoder alone 150–156 → ~164 crops/s on this project's 2 cores, the model stage
+// (preprocessing included, now on the threads too) 128–140 → see BENCHMARKS.md. The pipeline keeps two batches
+// in flight (`batch.maxInFlight`, default 2), so both threads have work when there are faces to read.
+//
+// A GPU keeps the model on the calling thread (one session already fills the device): this is only for a
+// device that resolves to the CPU.
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import { ConfigError, InferenceError, ModelError, type ErrorCode } from '../errors.js';
+import { EXPRESSIONS, type Expression, type FaceCrop } from '../types.js';
+import { startWorker } from '../worker-module.js';
+import { loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from './expression-model.js';
+import type { EncoderPrecision } from './manifest.js';
+import { missingGpuDevice, providerOrder } from './onnx-runtime.js';
+import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
+
+/** Model threads on the CPU; more than the cores would only take turns. */
+export const CPU_MODEL_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+/** How long an exiting process waits for the batches in flight (a batch of 16 is ~0.2 s on one thread). */
+const EXIT_WAIT_MS = 3000;
+/** How long close() lets the threads finish their batches and end by themselves before terminating them. */
+const CLOSE_WAIT_MS = 5000;
+
+export type ToModel = { type: 'infer'; id: number; sizes: number[]; pixels: ArrayBuffer } | { type: 'close' };
+
+export type FromModel =
+  | { type: 'ready'; cropSize: number; provider: string; precision: EncoderPrecision; log: string[] }
+  | { type: 'load-error'; message: string; code?: string | undefined; modelPath?: string | undefined; key?: string | undefined }
+  | { type: 'result'; id: number; probabilities: ArrayBuffer; classes: number }
+  | { type: 'error'; id: number; message: string };
+
+export interface ModelWorkerData {
+  options: Omit<ExpressionModelOptions, 'log'>;
+  guard: Int32Array;
+}
+
+export interface ModelThreadsOptions extends ExpressionModelOptions {
+  /** model threads when the device resolves to the CPU; default CPU_MODEL_THREADS. `threads` (onnxruntime's, per session) defaults to 1 there. */
+  modelThreads?: number;
+}
+
+/**
+ * The expression model for the pipeline: on `modelThreads` threads when the device resolves to the CPU, else
+ * loaded on this thread (loadExpressionModel). Rejects with the threads' own load error (a ModelError or
+ * ConfigError, as loadExpressionModel would).
+ */
+export async function loadExpressionModelThreads(opts: ModelThreadsOptions): Promise<ExpressionModel> {
+  const device = opts.device ?? 'auto';
+  const gpuPossible = providerOrder(device).some((p) => p !== 'cpu' && (device !== 'auto' || missingGpuDevice(p) === undefined));
+  const { log, modelThreads, ...options } = opts;
+  if (gpuPossible) return loadExpressionModel({ ...options, ...(log ? { log } : {}) });
+  const count = modelThreads ?? CPU_MODEL_THREADS;
+  if (!(Number.isInteger(count) && count >= 1)) throw new ConfigError('modelThreads', `model threads must be an integer >= 1, got ${modelThreads}`);
+  const guard = createThreadGuard();
+  const starts = Array.from({ length: count }, () => startModelThread({ options: { ...options, threads: options.threads ?? 1 }, guard }));
+  const settled = await Promise.allSettled(starts);
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed !== undefined) {
+    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.worker.terminate() : undefined)));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const ready = settled.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; ready: Extract<FromModel, { type: 'ready' }> }>).value);
+  const first = ready[0]!.ready;
+  const threadsNote = `${count} model thread${count === 1 ? '' : 's'}`;
+  for (const line of first.log) log?.(line.includes(' on cpu (') ? line.replace(' on cpu (', ` on cpu (${threadsNote}; `) : line.replace(/ on cpu$/, ` on cpu (${threadsNote})`));
+  return new ThreadedExpressionModel(
+    ready.map((r) => r.worker),
+    guard,
+    first,
+  );
+}
+
+function startModelThread(data: ModelWorkerData): Promise<{ worker: Worker; ready: Extract<FromModel, { type: 'ready' }> }> {
+  const worker = startWorker(import.meta.url, 'expression-model.worker', { workerData: data });
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: FromModel): void => {
+      worker.off('error', onError);
+      worker.off('message', onMessage);
+      if (msg.type === 'ready') resolve({ worker, ready: msg });
+      else if (msg.type === 'load-error') {
+        void worker.terminate();
+        reject(
+          msg.code === 'CS_ERR_CONFIG'
+            ? new ConfigError(msg.key ?? 'models', msg.message)
+            : new ModelError((msg.code as ErrorCode | undefined) ?? 'CS_ERR_MODEL_LOAD', msg.modelPath ?? data.options.modelsDir, msg.message),
+        );
+      }
+    };
+    const onError = (err: Error): void => {
+      worker.off('message', onMessage);
+      reject(new ModelError('CS_ERR_MODEL_LOAD', data.options.modelsDir, `model thread failed to start: ${err.message}`, { cause: err }));
+    };
+    worker.on('message', onMessage);
+    worker.once('error', onError);
+  });
+}
+
+interface Pending {
+  n: number;
+  resolve: (p: Float32Array[]) => void;
+  reject: (e: unknown) => void;
+}
+
+/** One model thread as the main thread sees it. */
+class ModelThread {
+  readonly worker: Worker;
+  readonly pending = new Map<number, Pending>();
+  dead: Error | undefined;
+
+  constructor(worker: Worker, onDeath: (t: ModelThread, err: Error) => void) {
+    this.worker = worker;
+    worker.on('message', (msg: FromModel) => {
+      if (msg.type !== 'result' && msg.type !== 'error') return;
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      if (this.pending.size === 0) worker.unref();
+      if (p === undefined) return;
+      if (msg.type === 'error') return p.reject(new InferenceError(msg.message));
+      const all = new Float32Array(msg.probabilities);
+      p.resolve(Array.from({ length: p.n }, (_, i) => all.subarray(i * msg.classes, (i + 1) * msg.classes)));
+    });
+    worker.on('error', (err) => onDeath(this, err));
+    worker.on('exit', () => onDeath(this, new Error('model thread exited')));
+    // an idle model thread must not keep the process alive
+    worker.unref();
+  }
+}
+
+class ThreadedExpressionModel implements ExpressionModel {
+  readonly classes: readonly Expression[] = EXPRESSIONS;
+  readonly cropSize: number;
+  readonly provider: string;
+  readonly precision: EncoderPrecision;
+  readonly #threads: ModelThread[];
+  readonly #onProcessExit: () => void;
+  #nextId = 1;
+  #closed: Promise<void> | undefined;
+
+  constructor(workers: Worker[], guard: Int32Array, ready: Extract<FromModel, { type: 'ready' }>) {
+    this.cropSize = ready.cropSize;
+    this.provider = ready.provider;
+    this.precision = ready.precision;
+    this.#threads = workers.map((w) => new ModelThread(w, (t, err) => this.#lost(t, err)));
+    this.#onProcessExit = (): void => waitForJobsInFlight(guard, EXIT_WAIT_MS);
+    process.on('exit', this.#onProcessExit);
+  }
+
+  infer(crops: FaceCrop[]): Promise<Float32Array[]> {
+    if (this.#closed !== undefined) return Promise.reject(new InferenceError('expression model is closed'));
+    if (crops.length === 0) return Promise.resolve([]);
+    const alive = this.#threads.filter((t) => t.dead === undefined);
+    if (alive.length === 0) return Promise.reject(new InferenceError(`the model threads have ended (${this.#threads[0]?.dead?.message ?? 'unknown'})`));
+    const thread = alive.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    // one buffer for the batch's pixels, moved to the thread (the crops stay the caller's)
+    const sizes = crops.map((c) => c.size);
+    const pixels = new ArrayBuffer(sizes.reduce((a, s) => a + s * s * 3, 0));
+    const view = new Uint8Array(pixels);
+    let offset = 0;
+    for (const c of crops) {
+      if (c.rgb.length !== c.size * c.size * 3) return Promise.reject(new RangeError(`crop of size ${c.size} has ${c.rgb.length} bytes, expected ${c.size * c.size * 3}`));
+      view.set(c.rgb, offset);
+      offset += c.rgb.length;
+    }
+    const id = this.#nextId++;
+    return new Promise<Float32Array[]>((resolve, reject) => {
+      thread.pending.set(id, { n: crops.length, resolve, reject });
+      if (thread.pending.size === 1) thread.worker.ref();
+      thread.worker.postMessage({ type: 'infer', id, sizes, pixels } satisfies ToModel, [pixels]);
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      process.off('exit', this.#onProcessExit);
+      await Promise.all(
+        this.#threads.map(async (t) => {
+          if (t.dead !== undefined) return;
+          // the thread finishes its batches, releases the sessions and ends; terminate() only if it does not in time
+          const ended = new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), CLOSE_WAIT_MS);
+            t.worker.once('exit', () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          });
+          t.worker.ref();
+          t.worker.postMessage({ type: 'close' } satisfies ToModel);
+          if (!(await ended)) await t.worker.terminate();
+        }),
+      );
+    })();
+    return this.#closed;
+  }
+
+  #lost(t: ModelThread, err: Error): void {
+    if (t.dead !== undefined) return;
+    t.dead = err;
+    const reason = this.#closed !== undefined ? 'expression model is closed' : `model thread ended: ${err.message}`;
+    for (const p of t.pending.values()) p.reject(new InferenceError(reason));
+    t.pending.clear();
+  }
+}
