@@ -27,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from '../src/model/expression-model.js';
-import { CPU_MODEL_THREADS, loadExpressionModelThreads } from '../src/model/model-threads.js';
+import { CPU_MODEL_THREADS, CPU_THREADS_PER_MODEL_THREAD, loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
@@ -319,7 +319,7 @@ async function main(): Promise<void> {
     detectorStageFps: round(detectStageFps),
     detectorShare: Number(detectorShare.toFixed(3)),
     modelThreads: args.modelThreads,
-    ortThreads: args.ortThreads ?? (args.modelThreads === 0 ? CPU_INTRA_OP_THREADS : 1),
+    ortThreads: args.ortThreads ?? (args.modelThreads === 0 ? CPU_INTRA_OP_THREADS : CPU_THREADS_PER_MODEL_THREAD),
     precision: model.precision,
     modelCropsPerSecond: round(modelCropsPerSecond),
     floatModelCropsPerSecond: round(floatCropsPerSecond),

@@ -56,11 +56,12 @@ interface Sessions {
 }
 
 /**
- * Two intra-op threads, which do not spin (sessionOptions). While the detector ran on tfjs-wasm (a call ~40 ms)
- * it needed a core of its own and the model stage had one thread (bench/overlap.ts). On onnxruntime a detector
- * call is ~5 ms, so the model stage's second thread finds a core free most of the time: model stage ×1.9, 8
- * cameras' p95 182–237 → 112–152 ms, the 16-face grid ×1.3 (BENCHMARKS.md, 2026-12-07). onnxruntime's default
- * pool spins while it waits for work, and a spinning thread takes the core the detector and ffmpeg need.
+ * The model on the calling thread (evaluate, and the benches' `--model-threads 0`; the pipeline's CPU model stage
+ * runs on model threads instead, model-threads.ts): two intra-op threads, which do not spin (sessionOptions).
+ * While the detector ran on tfjs-wasm (a call ~40 ms) it needed a core of its own and the model stage had one
+ * thread (bench/overlap.ts). On onnxruntime a detector call is ~5 ms, so the second thread finds a core free
+ * most of the time: model stage ×1.9 (BENCHMARKS.md, 2026-12-07). onnxruntime's default pool spins while it
+ * waits for work, and a spinning thread takes the core the detector and ffmpeg need.
  */
 export const CPU_INTRA_OP_THREADS = 2;
 

@@ -23,6 +23,8 @@ import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
 
 /** Model threads on the CPU; more than the cores would only take turns. */
 export const CPU_MODEL_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+/** onnxruntime threads per model thread: the cores shared out (1 each on this project's 2-core machines). */
+export const CPU_THREADS_PER_MODEL_THREAD = Math.max(1, Math.floor(availableParallelism() / CPU_MODEL_THREADS));
 /** How long an exiting process waits for the batches in flight (a batch of 16 is ~0.2 s on one thread). */
 const EXIT_WAIT_MS = 3000;
 /** How long close() lets the threads finish their batches and end by themselves before terminating them. */
@@ -42,7 +44,7 @@ export interface ModelWorkerData {
 }
 
 export interface ModelThreadsOptions extends ExpressionModelOptions {
-  /** model threads when the device resolves to the CPU; default CPU_MODEL_THREADS. `threads` (onnxruntime's, per session) defaults to 1 there. */
+  /** model threads when the device resolves to the CPU; default CPU_MODEL_THREADS. `threads` (onnxruntime's, per session) defaults to CPU_THREADS_PER_MODEL_THREAD there. */
   modelThreads?: number;
 }
 
@@ -59,7 +61,7 @@ export async function loadExpressionModelThreads(opts: ModelThreadsOptions): Pro
   const count = modelThreads ?? CPU_MODEL_THREADS;
   if (!(Number.isInteger(count) && count >= 1)) throw new ConfigError('modelThreads', `model threads must be an integer >= 1, got ${modelThreads}`);
   const guard = createThreadGuard();
-  const starts = Array.from({ length: count }, () => startModelThread({ options: { ...options, threads: options.threads ?? 1 }, guard }));
+  const starts = Array.from({ length: count }, () => startModelThread({ options: { ...options, threads: options.threads ?? CPU_THREADS_PER_MODEL_THREAD }, guard }));
   const settled = await Promise.allSettled(starts);
   const failed = settled.find((s) => s.status === 'rejected');
   if (failed !== undefined) {
