@@ -1,4 +1,4 @@
-// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--detector-runtime onnx|tfjs] [--precision auto|int8|float] [--json]
+// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--detector-runtime onnx|tfjs] [--precision auto|int8|float] [--dist] [--json]
 //
 // A crowd in one frame: 16 talking faces in a 4×4 grid (issue 19). The grid is built once with ffmpeg from the
 // shared clips (each centre-cropped square, scaled to 320×320, looped to the length, xstack → 1280×1280, 25 fps,
@@ -9,12 +9,14 @@
 //   tracked       cells where one track holds ≥ 10 observations (at 5 Hz, 26 frames are analysed)
 //   swaps         tracks whose observations fall in more than one cell (an identity carried to another face)
 //   fragments     tracks per tracked cell (a face lost and found again under a new id)
+// --dist runs the compiled library (dist/, `npm run build` first), as an installed package runs: from the .ts
+// sources each worker thread (detector, model threads) first compiles its modules through tsx, ~0.5 s of
+// loading a user never pays.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { loadavg, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { analyze } from '../src/api/analyze.js';
 import type { TimelineEvent } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { cpuShares, cpuTimes, referenceSpeed } from './host.js';
@@ -28,8 +30,10 @@ const { values } = parseArgs({
     precision: { type: 'string', default: 'auto' },
     tile: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
+    dist: { type: 'boolean', default: false },
   },
 });
+const { analyze } = (values.dist ? await import('../dist/src/api/analyze.js' as string) : await import('../src/api/analyze.js')) as typeof import('../src/api/analyze.js');
 
 const GRID = 4;
 const CELL = 320;
@@ -128,6 +132,7 @@ const result = {
   detectorRuntime: values['detector-runtime'],
   tile: values.tile,
   precision: values.precision,
+  code: values.dist ? 'dist' : 'src (tsx)',
   wallSeconds: Number(wall.toFixed(2)),
   realtime: Number((SECONDS / wall).toFixed(2)),
   loadSeconds: Number((firstEvent ?? wall).toFixed(2)),

@@ -11,7 +11,7 @@ import { ModelError, isCafeStreamError } from '../src/errors.js';
 import { loadImageFrame } from '../src/ingest/image.js';
 import { loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
 import { loadFaceDetector } from '../src/model/face-detector.js';
-import { loadExpressionModelThreads } from '../src/model/model-threads.js';
+import { ThreadedExpressionModel, loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import type { FaceCrop } from '../src/types.js';
 import { realModelsDir } from './helpers/models.js';
@@ -47,6 +47,9 @@ describe('model threads', () => {
     expect(logs).toEqual([expect.stringMatching(/ on cpu \(2 model threads\)$/)]);
     expect([model.cropSize, model.provider, model.precision]).toEqual([local.cropSize, local.provider, local.precision]);
 
+    expect(model).toBeInstanceOf(ThreadedExpressionModel);
+    // the second thread loads beside the first batches; both read once it has
+    expect(await (model as ThreadedExpressionModel).whenAllLoaded()).toBe(2);
     const expected = await local.infer(crops);
     // two batches in flight: one on each thread
     const [a, b] = await Promise.all([model.infer(crops), model.infer([...crops].reverse())]);

@@ -1,5 +1,5 @@
-// One model thread (model-threads.ts says why): loads the expression model with one onnxruntime thread, then
-// reads the batches it is sent, one at a time. Every batch counts itself in the shared exit guard while it runs.
+// One model thread (model-threads.ts says why): loads the expression model, then reads the batches it is sent,
+// one at a time. The load (which runs the models once) and every batch count in the shared exit guard.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FaceCrop } from '../types.js';
 import { errorLine } from '../errors.js';
@@ -12,9 +12,19 @@ if (port === null) throw new Error('expression-model.worker must run as a worker
 const post = (msg: FromModel, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
 const { options, guard } = workerData as ModelWorkerData;
 
+/** Loading runs the models once (a probe), so it counts in the guard as a batch does. */
+async function load(lines: string[]): ReturnType<typeof loadExpressionModel> {
+  try {
+    if (!enterJob(guard)) throw new Error('the process is exiting');
+    return await loadExpressionModel({ ...options, log: (line) => lines.push(line) });
+  } finally {
+    leaveJob(guard);
+  }
+}
+
 try {
   const lines: string[] = [];
-  const model = await loadExpressionModel({ ...options, log: (line) => lines.push(line) });
+  const model = await load(lines);
   post({ type: 'ready', cropSize: model.cropSize, provider: model.provider, precision: model.precision, log: lines });
   let chain = Promise.resolve();
   port.on('message', (msg: ToModel) => {

@@ -61,22 +61,15 @@ export async function loadExpressionModelThreads(opts: ModelThreadsOptions): Pro
   const count = modelThreads ?? CPU_MODEL_THREADS;
   if (!(Number.isInteger(count) && count >= 1)) throw new ConfigError('modelThreads', `model threads must be an integer >= 1, got ${modelThreads}`);
   const guard = createThreadGuard();
-  const starts = Array.from({ length: count }, () => startModelThread({ options: { ...options, threads: options.threads ?? CPU_THREADS_PER_MODEL_THREAD }, guard }));
-  const settled = await Promise.allSettled(starts);
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed !== undefined) {
-    await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.worker.terminate() : undefined)));
-    throw (failed as PromiseRejectedResult).reason;
-  }
-  const ready = settled.map((s) => (s as PromiseFulfilledResult<{ worker: Worker; ready: Extract<FromModel, { type: 'ready' }> }>).value);
-  const first = ready[0]!.ready;
+  const data: ModelWorkerData = { options: { ...options, threads: options.threads ?? CPU_THREADS_PER_MODEL_THREAD }, guard };
+  // The first thread is the load: the pipeline starts as soon as it reads. The others load beside the first
+  // batches and take work once ready, so a start costs one session's loading, not `count` of them at once.
+  const first = await startModelThread(data);
   const threadsNote = `${count} model thread${count === 1 ? '' : 's'}`;
-  for (const line of first.log) log?.(line.includes(' on cpu (') ? line.replace(' on cpu (', ` on cpu (${threadsNote}; `) : line.replace(/ on cpu$/, ` on cpu (${threadsNote})`));
-  return new ThreadedExpressionModel(
-    ready.map((r) => r.worker),
-    guard,
-    first,
-  );
+  for (const line of first.ready.log) log?.(line.includes(' on cpu (') ? line.replace(' on cpu (', ` on cpu (${threadsNote}; `) : line.replace(/ on cpu$/, ` on cpu (${threadsNote})`));
+  const model = new ThreadedExpressionModel(first.worker, guard, first.ready, log);
+  for (let i = 1; i < count; i++) model.join(startModelThread(data));
+  return model;
 }
 
 function startModelThread(data: ModelWorkerData): Promise<{ worker: Worker; ready: Extract<FromModel, { type: 'ready' }> }> {
@@ -135,23 +128,51 @@ class ModelThread {
   }
 }
 
-class ThreadedExpressionModel implements ExpressionModel {
+export class ThreadedExpressionModel implements ExpressionModel {
   readonly classes: readonly Expression[] = EXPRESSIONS;
   readonly cropSize: number;
   readonly provider: string;
   readonly precision: EncoderPrecision;
-  readonly #threads: ModelThread[];
+  readonly #threads: ModelThread[] = [];
+  /** threads still loading; close() waits for them. */
+  readonly #joining = new Set<Promise<unknown>>();
+  readonly #log: ((line: string) => void) | undefined;
   readonly #onProcessExit: () => void;
   #nextId = 1;
   #closed: Promise<void> | undefined;
 
-  constructor(workers: Worker[], guard: Int32Array, ready: Extract<FromModel, { type: 'ready' }>) {
+  constructor(worker: Worker, guard: Int32Array, ready: Extract<FromModel, { type: 'ready' }>, log: ((line: string) => void) | undefined) {
     this.cropSize = ready.cropSize;
     this.provider = ready.provider;
     this.precision = ready.precision;
-    this.#threads = workers.map((w) => new ModelThread(w, (t, err) => this.#lost(t, err)));
+    this.#log = log;
+    this.#threads.push(this.#adopt(worker));
     this.#onProcessExit = (): void => waitForJobsInFlight(guard, EXIT_WAIT_MS);
     process.on('exit', this.#onProcessExit);
+  }
+
+  /** A thread that is still loading: it takes batches once ready; if it fails, the others go on without it. */
+  join(start: Promise<{ worker: Worker }>): void {
+    const joined = start.then(
+      ({ worker }) => {
+        if (this.#closed !== undefined) return worker.terminate();
+        this.#threads.push(this.#adopt(worker));
+        return undefined;
+      },
+      (err: unknown) => this.#log?.(`a model thread did not load (${err instanceof Error ? err.message : String(err)}); reading on ${this.#threads.length}`),
+    );
+    this.#joining.add(joined);
+    void joined.finally(() => this.#joining.delete(joined));
+  }
+
+  /** Resolves once every thread has loaded or failed to: how many read batches (for tests and benches). */
+  async whenAllLoaded(): Promise<number> {
+    await Promise.all(this.#joining);
+    return this.#threads.filter((t) => t.dead === undefined).length;
+  }
+
+  #adopt(worker: Worker): ModelThread {
+    return new ModelThread(worker, (t, err) => this.#lost(t, err));
   }
 
   infer(crops: FaceCrop[]): Promise<Float32Array[]> {
@@ -180,6 +201,7 @@ class ThreadedExpressionModel implements ExpressionModel {
 
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      await Promise.all(this.#joining); // a thread that loads meanwhile is terminated at once (join)
       process.off('exit', this.#onProcessExit);
       await Promise.all(
         this.#threads.map(async (t) => {
