@@ -1,13 +1,14 @@
 // The CPU model stage on worker threads, behind the same ExpressionModel interface: two threads, each with the
-// models loaded and one onnxruntime thread, and each batch goes to the thread with the fewest batches.
+// models loaded and one onnxruntime thread; each batch goes to the thread with the fewest batches.
 //
 // Why: onnxruntime-node's run() runs the session synchronously on the thread that calls it (detector-thread.ts
-// says more), so on the main thread the crops' preprocessing, the tracker and the sinks wait for every batch,
-// and one session with two intra-op threads loses time at every operator's join (its threads wait for each
-// other, and for the core the detector or ffmpeg holds). Two sessions of one thread each read two batches at
-// once with nothing to join: the encoder alone 150–156 → ~164 crops/s on this project's 2 cores, the model stage
-// (preprocessing included, now on the threads too) 128–140 → see BENCHMARKS.md. The pipeline keeps two batches
-// in flight (`batch.maxInFlight`, default 2), so both threads have work when there are faces to read.
+// says more). On the main thread every batch held up the tracker, the sinks, HTTP, and the loop that feeds the
+// detector thread: with the model reading batch after batch there, the detector got 7 calls/s beside it, against
+// 93 with the model on these threads (bench/ort-threads.ts). Two sessions of one thread each read the two batches
+// the pipeline keeps in flight (`batch.maxInFlight`, default 2) side by side, with no join between intra-op
+// threads. The model stage alone is about as fast as one two-thread session (0.97–1.07×); the pipeline around
+// it is faster: the 16-face grid 0.35–0.5 s sooner, 8 cameras' p95 159 → 133–136 ms (BENCHMARKS.md). The cost
+// is memory: a second session, ~+150 MB RSS.
 //
 // A GPU keeps the model on the calling thread (one session already fills the device): this is only for a
 // device that resolves to the CPU.
