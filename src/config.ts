@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { MAX_MODEL_THREADS } from './model/model-thread-count.js';
 import { kafkaSaslSchema, kafkaTlsSchema } from './kafka/security.js';
 import { LIVE_DETECT_INTERVAL, batchOptionsSchema, detectionOptionsSchema, pipelineOptionsSchema, type PipelineOptions } from './pipeline/options.js';
 
@@ -80,6 +81,13 @@ export const liveConfigSchema = z
     device: z.enum(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu').describe('execution provider for the models'),
     precision: z.enum(['auto', 'float', 'int8']).default('auto').describe('encoder copy: auto (int8 on the CPU, float on a GPU), int8 or float'),
     models: z.string().min(1).default('models').describe('folder with the encoder and CAFE head (see docs/models.md)'),
+    modelThreads: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_MODEL_THREADS)
+      .optional()
+      .describe('on the CPU: threads that read batches, each with its own session (default min(2, cores)); 0: on the main thread, ~150 MB less'),
     detector: z
       .object({
         model: z.enum(['full', 'short']).default('full').describe("MediaPipe's full-range (192 px, faces to ~5 m) or short-range (128 px) detector"),

@@ -318,6 +318,9 @@ export interface AnalyzerOptions {
   /** which encoder copy runs: default 'auto' (the int8 copy on the CPU, the float encoder on a GPU); 'float' needs
    * the float encoder, which the package does not ship (built by the trainer's `import-encoder`). */
   precision?: 'auto' | 'float' | 'int8';
+  /** on the CPU, the model stage's threads, each with its own session: default min(2, cores); 0 runs the model
+   * on the calling thread (one session, ~150 MB less, but each batch holds up that thread's other work). */
+  modelThreads?: number;
   /** face detector: 'full' range (faces up to ~5 m, default) or 'short' (~2 m, faster). */
   detector?: 'short' | 'full';
   /** the detector's runtime: 'onnx' (onnxruntime, default, ~5× faster per call) or 'tfjs' (@tensorflow-models/face-detection on tfjs-wasm); the same weights. */

@@ -39,20 +39,30 @@ describe('cafe-stream analyze d0.mp4 with the trained models', () => {
     expect(first.meanProbabilities.happiness).toBeGreaterThan(0.5);
   });
 
-  it('--detector-runtime tfjs (the package on tfjs-wasm) gives the same timeline as the default onnxruntime detector', async () => {
+  it('--detector-runtime tfjs (the package on tfjs-wasm) and --model-threads 0 (the model on the main thread) give the default timeline', async () => {
     const runs = [];
-    for (const runtime of ['onnx', 'tfjs']) {
-      const out = join(tmp.dir, `d0-${runtime}.jsonl`);
-      const r = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), '--out', out, '--models', realModelsDir(), '--device', 'cpu', '--detector-runtime', runtime]);
+    const settings = [
+      { name: 'default', args: [], line: /detector mediapipe-full@640 \(thread\)/, model: / on cpu \(2 model threads[;)]/ },
+      { name: 'tfjs', args: ['--detector-runtime', 'tfjs'], line: /detector mediapipe-full@640 \(tfjs\) \(thread\)/, model: / on cpu \(2 model threads[;)]/ },
+      { name: 'main-thread', args: ['--model-threads', '0'], line: /detector mediapipe-full@640 \(thread\)/, model: / on cpu($| \((?!\d+ model thread))/m },
+    ];
+    for (const s of settings) {
+      const out = join(tmp.dir, `d0-${s.name}.jsonl`);
+      const r = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), '--out', out, '--models', realModelsDir(), '--device', 'cpu', ...s.args]);
       expect(r.code, r.stderr).toBe(EXIT.ok);
-      // the info line names the detector; only the package's runtime says so
-      expect(r.stderr).toMatch(runtime === 'tfjs' ? /detector mediapipe-full@640 \(tfjs\) \(thread\)/ : /detector mediapipe-full@640 \(thread\)/);
+      // the info lines name the detector (only the package's runtime says so) and where the model reads
+      expect(r.stderr).toMatch(s.line);
+      expect(r.stderr).toMatch(s.model);
       runs.push(parseJsonl(readFileSync(out, 'utf8')) as unknown as TimelineEvent[]);
     }
     const segments = runs.map((events) => events.filter((e): e is FaceSegmentEvent => e.type === 'face.segment').map((s) => [s.label, s.start, s.end]));
+    expect(segments[0]!.length).toBeGreaterThan(0);
     expect(segments[1]).toEqual(segments[0]);
-    const bad = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), '--detector-runtime', 'tflite']);
-    expect(bad.code).toBe(EXIT.usage);
-    expect(bad.stderr).toMatch(/--detector-runtime/);
+    expect(segments[2]).toEqual(segments[0]);
+    for (const [flag, value] of [['--detector-runtime', 'tflite'], ['--model-threads', '-1'], ['--model-threads', '1.5']] as const) {
+      const bad = await runCli(['analyze', sharedPath('data', 'videos', 'd0.mp4'), flag, value]);
+      expect(bad.code).toBe(EXIT.usage);
+      expect(bad.stderr).toContain(flag);
+    }
   });
 });

@@ -97,6 +97,8 @@ describe('analyze()', () => {
     expect(() => createAnalyzer({ modles: 'x' } as never)).toThrow(/unknown analyzer option "modles"/);
     expect(() => createAnalyzer({ detectorRuntime: 'tflite' as 'onnx' })).toThrow(/detectorRuntime must be one of onnx, tfjs/);
     expect(() => analyze(d0(), { detectorRuntime: 'tflite' as 'onnx' })).toThrow(/detectorRuntime/);
+    expect(() => createAnalyzer({ modelThreads: -1 })).toThrow(/modelThreads must be an integer from 0 to 64/);
+    expect(() => analyze(d0(), { modelThreads: 2.5 })).toThrow(/modelThreads/);
   });
 });
 

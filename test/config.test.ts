@@ -49,6 +49,9 @@ describe('live config', () => {
     expect(keyOf(() => parseLiveConfig({ http: { port: 70000 } }))).toBe('http.port');
     expect(keyOf(() => parseLiveConfig({ batching: { maxBatch: 0 } }))).toBe('batching.maxBatch');
     expect(keyOf(() => parseLiveConfig({ device: 'tpu' }))).toBe('device');
+    expect(keyOf(() => parseLiveConfig({ modelThreads: -1 }))).toBe('modelThreads');
+    expect(keyOf(() => parseLiveConfig({ modelThreads: 1.5 }))).toBe('modelThreads');
+    expect(parseLiveConfig({ modelThreads: 0 }).modelThreads).toBe(0);
     expect(keyOf(() => parseLiveConfig({ detector: { model: 'huge' } }))).toBe('detector.model');
     expect(keyOf(() => parseLiveConfig({ detector: { tiles: true } }))).toBe('detector.tiles');
     expect(keyOf(() => parseLiveConfig({ pipeline: { detection: { scanSeconds: -1 } } }))).toBe('pipeline.detection.scanSeconds');

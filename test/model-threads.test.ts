@@ -71,6 +71,26 @@ describe('model threads', () => {
     expect(threads()).toBeLessThanOrEqual(before);
   });
 
+  it('modelThreads 0 reads on the calling thread, 3 on three threads; other counts are a ConfigError', async () => {
+    const expected = await local.infer(crops);
+    const here = await loadExpressionModelThreads({ modelsDir: realModelsDir(), device: 'cpu', modelThreads: 0 });
+    expect(here).not.toBeInstanceOf(ThreadedExpressionModel);
+    // the same session options as `local`: the same numbers
+    expect(await here.infer(crops)).toEqual(expected);
+    await here.close();
+
+    const three = await loadExpressionModelThreads({ modelsDir: realModelsDir(), device: 'cpu', modelThreads: 3 });
+    expect(await (three as ThreadedExpressionModel).whenAllLoaded()).toBe(3);
+    const results = await Promise.all([0, 1, 2, 3].map(() => three.infer(crops)));
+    for (const got of results) got.forEach((p, i) => expect(Math.max(...p.map((v, k) => Math.abs(v - expected[i]![k]!)))).toBeLessThan(1e-4));
+    await three.close();
+
+    for (const bad of [-1, 1.5, 65, '2' as unknown as number]) {
+      const err = await loadExpressionModelThreads({ modelsDir: realModelsDir(), device: 'cpu', modelThreads: bad }).catch((e: unknown) => e);
+      expect(err).toMatchObject({ code: 'CS_ERR_CONFIG', message: expect.stringMatching(/modelThreads must be an integer from 0 to 64/) });
+    }
+  });
+
   it('a models folder that does not load fails as loadExpressionModel fails, naming the cause', async () => {
     const empty = mkdtempSync(join(tmp, 'empty-'));
     const direct = await loadExpressionModel({ modelsDir: empty, device: 'cpu' }).catch((e: unknown) => e);

@@ -3,13 +3,13 @@
 // the ONNX sessions) outlives the subscription. Completion and errors are passed on only after the close, so a
 // `for await` loop that has ended leaves nothing running. For many inputs, createAnalyzer() loads once.
 import type { AnalyzeInput, AnalyzeOptions, AnalyzerOptions, TimelineEvent, WatchOptions } from '../types.js';
-import { type Analyzer, createAnalyzer } from './analyzer.js';
+import { type Analyzer, ANALYZER_OPTION_KEYS, createAnalyzer } from './analyzer.js';
 import { EventStream, producerOf } from './event-stream.js';
 
 export type OneShotAnalyzeOptions = AnalyzeOptions & AnalyzerOptions;
 export type OneShotWatchOptions = WatchOptions & AnalyzerOptions;
 
-const ANALYZER_KEYS = ['models', 'device', 'precision', 'detector', 'detectorRuntime', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'] as const;
+const ANALYZER_KEYS = ANALYZER_OPTION_KEYS;
 
 function split<T extends object>(options: T): { analyzer: AnalyzerOptions; rest: Omit<T, (typeof ANALYZER_KEYS)[number]> } {
   const analyzer: Record<string, unknown> = {};

@@ -17,6 +17,7 @@ import { createRtspSource, redactUrl } from '../ingest/rtsp-source.js';
 import { defaultModelsDir } from '../paths.js';
 import { loadFaceDetectorThread } from '../model/detector-thread.js';
 import type { ExpressionModel } from '../model/expression-model.js';
+import { checkModelThreads, CPU_MODEL_THREADS } from '../model/model-thread-count.js';
 import { loadExpressionModelThreads } from '../model/model-threads.js';
 import { DETECTOR_RUNTIMES, type FaceDetector } from '../model/face-detector.js';
 import { withPhotoRetry } from '../model/photo-detector.js';
@@ -98,7 +99,7 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
       const [detector, model] = await Promise.allSettled([
         // on its own thread, so detection runs beside the model instead of taking turns (detector-thread.ts)
         loadFaceDetectorThread({ model: o.detector, runtime: o.detectorRuntime, ...(o.tile ? { tile: true } : {}) }),
-        loadExpressionModelThreads({ modelsDir: o.models, device: o.device, precision: o.precision, log }),
+        loadExpressionModelThreads({ modelsDir: o.models, device: o.device, precision: o.precision, modelThreads: o.modelThreads, log }),
       ]);
       if (detector.status === 'fulfilled' && model.status === 'fulfilled') return { detector: detector.value, model: model.value };
       if (detector.status === 'fulfilled') await detector.value.close();
@@ -402,10 +403,14 @@ function defaultStreamId(url: string): string {
   }
 }
 
+/** Every option createAnalyzer() knows (analyze() tells them from its per-call ones by this list). */
+export const ANALYZER_OPTION_KEYS = ['models', 'device', 'precision', 'modelThreads', 'detector', 'detectorRuntime', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'] as const satisfies readonly (keyof AnalyzerOptions)[];
+
 interface CheckedOptions {
   models: string;
   device: NonNullable<AnalyzerOptions['device']>;
   precision: NonNullable<AnalyzerOptions['precision']>;
+  modelThreads: number;
   detector: NonNullable<AnalyzerOptions['detector']>;
   detectorRuntime: NonNullable<AnalyzerOptions['detectorRuntime']>;
   tile: boolean;
@@ -417,7 +422,7 @@ interface CheckedOptions {
 
 /** Options are checked once, here: a typo fails at creation, not on the first input. */
 function checkOptions(options: AnalyzerOptions): CheckedOptions {
-  const known = ['models', 'device', 'precision', 'detector', 'detectorRuntime', 'tile', 'batchSize', 'batchMs', 'detectInterval', 'reuseChange', 'log'];
+  const known = ANALYZER_OPTION_KEYS as readonly string[];
   for (const k of Object.keys(options)) if (!known.includes(k)) throw new ConfigError(k, `unknown analyzer option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
   const device = options.device ?? 'auto';
   if (!DEVICES.includes(device)) throw new ConfigError('device', `device must be one of ${DEVICES.join(', ')}, got ${JSON.stringify(device)}`);
@@ -440,6 +445,7 @@ function checkOptions(options: AnalyzerOptions): CheckedOptions {
     models: options.models ?? defaultModelsDir(),
     device,
     precision,
+    modelThreads: checkModelThreads(options.modelThreads ?? CPU_MODEL_THREADS),
     detector,
     detectorRuntime,
     tile: options.tile === true,

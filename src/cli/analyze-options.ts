@@ -10,6 +10,7 @@ export interface AnalyzeCliOptions {
   sampleFps?: number;
   device: 'auto' | 'cpu' | 'cuda' | 'webgpu';
   precision?: 'auto' | 'float' | 'int8';
+  modelThreads?: number;
   models: string;
   batchSize: number;
   batchMs: number;
@@ -31,6 +32,7 @@ export function analyzerOptions(opts: AnalyzeCliOptions, log: (line: string) => 
     models: opts.models,
     device: opts.device,
     ...(opts.precision ? { precision: opts.precision } : {}),
+    ...(opts.modelThreads === undefined ? {} : { modelThreads: opts.modelThreads }),
     detector: opts.detector,
     ...(opts.detectorRuntime ? { detectorRuntime: opts.detectorRuntime } : {}),
     ...(opts.tile ? { tile: true } : {}),

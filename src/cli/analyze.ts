@@ -6,7 +6,7 @@
 // the same way: the stream gets its stream.end (reason 'error', the cause in one line) so the JSONL written so
 // far stays a valid, complete timeline, then one line `cafe-stream: error: <cause>` on stderr and the exit code
 // of that class of error (exit-codes.ts).
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { type Analyzer, createAnalyzer } from '../api/analyzer.js';
 import { errorLine } from '../errors.js';
 import { isMultiInput } from '../ingest/inputs.js';
@@ -20,6 +20,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { defaultModelsDir } from './paths.js';
 import { type ProgressReporter, createProgress } from './progress.js';
 import { formatSummary } from './summary.js';
+import { modelThreadCount, nonNegativeNumber, positiveInteger, positiveNumber } from './arg-parsers.js';
 
 export type { AnalyzeCliOptions as AnalyzeOptions } from './analyze-options.js';
 
@@ -35,6 +36,7 @@ export function register(program: Command): void {
     .addOption(new Option('--device <device>', 'where the expression models run (auto: a GPU when one works, else CPU)').choices(['auto', 'cpu', 'cuda', 'webgpu']).default('auto'))
     .addOption(new Option('--precision <p>', 'encoder copy: int8 (CPU default, 1.6x faster), float (GPU default; built by the trainer), auto').choices(['auto', 'float', 'int8']).default('auto'))
     .option('--models <dir>', 'folder with the encoder and head .onnx files and their manifests', defaultModelsDir())
+    .option('--model-threads <n>', 'on the CPU: threads that read batches, each with its own session (default min(2, cores)); 0: on the main thread, ~150 MB less', modelThreadCount)
     .option('--batch-size <n>', 'face crops per model call (across all faces)', positiveInteger, 16)
     .option('--batch-ms <ms>', 'a batch leaves after this long even if not full', nonNegativeNumber, 30)
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
@@ -174,20 +176,3 @@ export async function analyze(file: string, opts: AnalyzeCliOptions): Promise<nu
   }
 }
 
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}
-
-function nonNegativeNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a number >= 0');
-  return n;
-}
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}

@@ -2,7 +2,7 @@
 // cameras of the control-topic partitions it is assigned; `cafe-stream cameras add|rm|ls` edits that topic.
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { loadLiveConfig, parseLiveConfig, parseStreamConfig, type LiveConfig } from '../config.js';
 import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
 import { DEFAULT_CAMERA_PARTITIONS, DEFAULT_CAMERAS_TOPIC, ensureCamerasTopic, listCameras, putCamera, removeCamera } from '../kafka/cameras.js';
@@ -17,18 +17,7 @@ import { within, type GroupMembership } from '../kafka/group-member.js';
 import { createKafkaSink, DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import { exitCodeFor } from './exit-codes.js';
 import { runLive } from './live.js';
-
-function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError('want a positive number');
-  return n;
-}
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n > 0)) throw new InvalidArgumentError('want a positive integer');
-  return n;
-}
+import { positiveInteger, positiveNumber } from './arg-parsers.js';
 
 const brokerList = (v: string): string[] => v.split(',').filter((b) => b !== '');
 
@@ -69,7 +58,7 @@ export function register(program: Command): void {
     .option('--events-topic <topic>', 'topic for every event', DEFAULT_KAFKA_TOPIC)
     .option('--jobs-topic <topic>', 'topic of file jobs (cafe-stream submit)', DEFAULT_JOBS_TOPIC)
     .option('--no-jobs', 'run cameras only, take no file jobs')
-    .option('--partitions <n>', 'partitions of a control topic this worker creates (the most workers that get cameras)', positiveInt, DEFAULT_CAMERA_PARTITIONS)
+    .option('--partitions <n>', 'partitions of a control topic this worker creates (the most workers that get cameras)', positiveInteger, DEFAULT_CAMERA_PARTITIONS)
     .option('--id <id>', 'worker id in logs, /healthz and the `worker` header of its events (default host-pid)')
     .option('--http <host:port>', '/healthz, /metrics and the dashboard (default: the config\'s http, else 127.0.0.1:8080)')
     .option('--models <dir>', 'models folder (overrides the config)')
@@ -183,9 +172,9 @@ export function register(program: Command): void {
     .option('--file <cameras.yaml>', 'add every entry of this file\'s `streams`')
     .addOption(new Option('--transport <t>', 'RTSP transport').choices(['tcp', 'udp']))
     .option('--sample-fps <n>', 'analyse at most n frames per second', positiveNumber)
-    .option('--max-width <px>', 'scale frames down to this width first', positiveInt)
+    .option('--max-width <px>', 'scale frames down to this width first', positiveInteger)
     .option('--stall-seconds <s>', 'reconnect after this long without a frame', positiveNumber)
-    .option('--partitions <n>', 'partitions of a control topic this command creates', positiveInt, DEFAULT_CAMERA_PARTITIONS)
+    .option('--partitions <n>', 'partitions of a control topic this command creates', positiveInteger, DEFAULT_CAMERA_PARTITIONS)
     .action(async (id: string | undefined, url: string | undefined, opts: CamerasOptions & { file?: string; transport?: string; sampleFps?: number; maxWidth?: number; stallSeconds?: number; partitions: number }) => {
       try {
         const entries = await (async () => {

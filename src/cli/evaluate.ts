@@ -1,7 +1,7 @@
 // `cafe-stream evaluate <layout:path>...`: scores labelled image sets through the product's own path
 // (detector → largest face → crop → expression model) and prints, per set: accuracy, macro recall, per-class
 // recall, the confusion matrix and faces not found. `--json` for machines, `--save-crops` for the trainer.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { basename } from 'node:path';
 import { ConfigError, errorLine } from '../errors.js';
 import { type Dataset, isClipSet, loadDataset, spreadLimit } from '../eval/datasets.js';
@@ -17,6 +17,7 @@ import { PEERS, type PeerName, loadPeer } from '../eval/peers/index.js';
 import { resolvePipelineOptions } from '../pipeline/options.js';
 import { exitCodeFor } from './exit-codes.js';
 import { defaultModelsDir } from './paths.js';
+import { positiveInteger, positiveNumber } from './arg-parsers.js';
 
 export interface EvaluateOptions {
   models: string;
@@ -270,14 +271,3 @@ function cropSizeOf(set: Awaited<ReturnType<typeof resolveModelSet>>): number {
   return Math.max(e.width, e.height, h.width, h.height);
 }
 
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('must be a positive number');
-  return n;
-}

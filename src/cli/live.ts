@@ -10,7 +10,7 @@
 // Shutdown: SIGTERM/SIGINT stop ingest (every ffmpeg killed), drain the pipeline (each track gets its
 // track.end, each stream its stream.end), flush and close the sinks, close HTTP, exit 0. If that takes longer
 // than `shutdownSeconds`, the process exits 1 regardless; a second signal forces it at once.
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { loadLiveConfig, parseLiveConfig, pipelineOptionsOf, type LiveConfig, type StreamConfig } from '../config.js';
 import { CafeStreamError, ConfigError, errorLine } from '../errors.js';
@@ -33,6 +33,7 @@ import { dashboardDir } from '../views/dashboard-static.js';
 import { exitCodeFor } from './exit-codes.js';
 import { defaultModelsDir } from './paths.js';
 import { LiveTimelinePrinter } from './live-timeline.js';
+import { modelThreadCount, positiveNumber } from './arg-parsers.js';
 
 export function register(program: Command): void {
   program
@@ -59,6 +60,7 @@ export function register(program: Command): void {
     .option('--stall-seconds <s>', 'reconnect after this long without a frame', positiveNumber, 5)
     .addOption(new Option('--device <d>', 'model execution provider').choices(['cpu', 'cuda', 'webgpu', 'auto']).default('cpu'))
     .option('--models <dir>', 'models folder', defaultModelsDir())
+    .option('--model-threads <n>', 'on the CPU: threads that read batches, each with its own session (default min(2, cores)); 0: on the main thread', modelThreadCount)
     .addOption(new Option('--detector <model>', "face detector: 'full' range (faces up to ~5 m) or 'short' (~2 m, faster)").choices(['short', 'full']).default('full'))
     .addOption(new Option('--detector-runtime <r>', "the detector's runtime: onnx (onnxruntime, ~5× faster per call) or tfjs (@tensorflow-models/face-detection on tfjs-wasm); the same weights").choices(['onnx', 'tfjs']).default('onnx'))
     .option('--tile', 'small faces in wide frames (a classroom): scan native-resolution tiles every 2 s, look again around tracked faces in between')
@@ -74,6 +76,7 @@ export function register(program: Command): void {
               streams: [{ id: opts.id, url, transport: opts.transport, stallSeconds: opts.stallSeconds, ...(opts.sampleFps ? { sampleFps: opts.sampleFps } : {}) }],
               device: opts.device,
               models: opts.models,
+              ...(opts.modelThreads === undefined ? {} : { modelThreads: opts.modelThreads }),
               detector: { model: opts.detector, runtime: opts.detectorRuntime, tile: opts.tile === true },
               // with --http, the dashboard at / needs the WebSocket sink on the same server
               sinks: { ...(opts.out === undefined ? {} : { jsonl: { path: opts.out } }), ...(opts.http === undefined ? {} : { ws: { path: '/ws' } }) },
@@ -100,6 +103,7 @@ interface WatchOptions {
   stallSeconds: number;
   device: LiveConfig['device'];
   models: string;
+  modelThreads?: number;
   detector: 'full' | 'short';
   detectorRuntime: 'onnx' | 'tfjs';
   tile?: boolean;
@@ -139,12 +143,6 @@ export interface RunLiveOptions {
 
 /** How long a sink whose broker is unreachable gets to deliver at shutdown. */
 const SINK_AWAY_CLOSE_MS = 2_000;
-
-function positiveNumber(v: string): number {
-  const n = Number(v);
-  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError('want a positive number');
-  return n;
-}
 
 function defaultStaticDir(): string | undefined {
   try {
@@ -218,7 +216,7 @@ export async function runLive(config: LiveConfig, opts: RunLiveOptions = {}): Pr
     // its own thread: onnxruntime-node runs the model stage synchronously on the main thread, so a detector there
     // never overlaps it (BENCHMARKS.md, issue 11: 4-camera p95 2.1x the 1-camera figure on the main thread, 1.23x here)
     detector = await loadFaceDetectorThread({ model: config.detector.model, runtime: config.detector.runtime, mosaic: config.detector.mosaic, ...(config.detector.tile ? { tile: true } : {}) });
-    const model = await loadExpressionModelThreads({ modelsDir: config.models, device: config.device, precision: config.precision, log: (m: string) => log.info(m) });
+    const model = await loadExpressionModelThreads({ modelsDir: config.models, device: config.device, precision: config.precision, ...(config.modelThreads === undefined ? {} : { modelThreads: config.modelThreads }), log: (m: string) => log.info(m) });
     log.info({ detector: detector.name, provider: model.provider }, 'models loaded');
     metrics.setDetectorCounters(detector.counts.bind(detector));
     runner = new LiveRunner({

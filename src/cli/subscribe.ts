@@ -5,12 +5,13 @@
 // client reconnects with `since` = the last event id it printed, so a dropped connection leaves no gap
 // while the server's ring still holds that id. The Kafka reader also closes the tracks a lost worker left open
 // (track.end reason `worker-lost`, src/api/spells.ts). SIGINT/SIGTERM: disconnect and exit 0.
-import { Option, InvalidArgumentError, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { fromKafka, fromWebSocket } from '../api/readers.js';
 import { ConfigError, errorLine } from '../errors.js';
 import { DEFAULT_KAFKA_TOPIC } from '../sinks/kafka-sink.js';
 import type { TimelineEvent, TimelineEventType } from '../types.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
+import { positiveInteger } from './arg-parsers.js';
 
 export interface SubscribeOptions {
   kafka?: string[];
@@ -39,12 +40,6 @@ function collect(v: string, prev: string[]): string[] {
   return [...prev, ...v.split(',').filter((s) => s !== '')];
 }
 
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
-
 export function register(program: Command): void {
   program
     .command('subscribe')
@@ -60,7 +55,7 @@ export function register(program: Command): void {
     .option('--track <id>', 'only this track: t3 or stream/t3 (repeatable)', collect, [])
     .option('--type <type>', `only these event types (repeatable): ${TYPES.join(', ')}`, collect, [])
     .option('--json', 'print events as JSONL instead of the human-readable timeline')
-    .option('--max-events <n>', 'exit after printing n events', positiveInt)
+    .option('--max-events <n>', 'exit after printing n events', positiveInteger)
     .addHelpText(
       'after',
       `

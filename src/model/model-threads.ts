@@ -20,10 +20,11 @@ import { startWorker } from '../worker-module.js';
 import { loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from './expression-model.js';
 import type { EncoderPrecision } from './manifest.js';
 import { missingGpuDevice, providerOrder } from './onnx-runtime.js';
+import { checkModelThreads, CPU_MODEL_THREADS } from './model-thread-count.js';
 import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
 
-/** Model threads on the CPU; more than the cores would only take turns. */
-export const CPU_MODEL_THREADS = Math.max(1, Math.min(2, availableParallelism()));
+export { checkModelThreads, CPU_MODEL_THREADS, MAX_MODEL_THREADS } from './model-thread-count.js';
+
 /** onnxruntime threads per model thread: the cores shared out (1 each on this project's 2-core machines). */
 export const CPU_THREADS_PER_MODEL_THREAD = Math.max(1, Math.floor(availableParallelism() / CPU_MODEL_THREADS));
 /** How long an exiting process waits for the batches in flight (a batch of 16 is ~0.2 s on one thread). */
@@ -45,9 +46,12 @@ export interface ModelWorkerData {
 }
 
 export interface ModelThreadsOptions extends ExpressionModelOptions {
-  /** model threads when the device resolves to the CPU; default CPU_MODEL_THREADS. `threads` (onnxruntime's, per session) defaults to CPU_THREADS_PER_MODEL_THREAD there. */
+  /** model threads when the device resolves to the CPU; default CPU_MODEL_THREADS; 0 loads the model on the
+   * calling thread (one session: less memory, but every batch holds up that thread). `threads` (onnxruntime's,
+   * per session) defaults to the cores shared out among the model threads. */
   modelThreads?: number;
 }
+
 
 /**
  * The expression model for the pipeline: on `modelThreads` threads when the device resolves to the CPU, else
@@ -58,11 +62,11 @@ export async function loadExpressionModelThreads(opts: ModelThreadsOptions): Pro
   const device = opts.device ?? 'auto';
   const gpuPossible = providerOrder(device).some((p) => p !== 'cpu' && (device !== 'auto' || missingGpuDevice(p) === undefined));
   const { log, modelThreads, ...options } = opts;
-  if (gpuPossible) return loadExpressionModel({ ...options, ...(log ? { log } : {}) });
-  const count = modelThreads ?? CPU_MODEL_THREADS;
-  if (!(Number.isInteger(count) && count >= 1)) throw new ConfigError('modelThreads', `model threads must be an integer >= 1, got ${modelThreads}`);
+  const count = checkModelThreads(modelThreads ?? CPU_MODEL_THREADS);
+  if (gpuPossible || count === 0) return loadExpressionModel({ ...options, ...(log ? { log } : {}) });
   const guard = createThreadGuard();
-  const data: ModelWorkerData = { options: { ...options, threads: options.threads ?? CPU_THREADS_PER_MODEL_THREAD }, guard };
+  const perThread = Math.max(1, Math.floor(availableParallelism() / count));
+  const data: ModelWorkerData = { options: { ...options, threads: options.threads ?? perThread }, guard };
   // The first thread is the load: the pipeline starts as soon as it reads. The others load beside the first
   // batches and take work once ready, so a start costs one session's loading, not `count` of them at once.
   const first = await startModelThread(data);
