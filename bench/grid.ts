@@ -1,4 +1,4 @@
-// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--detector-runtime onnx|tfjs] [--precision auto|int8|float] [--dist] [--json]
+// npx tsx bench/grid.ts [--sample-fps 5] [--detect-interval 3] [--tile] [--detector full|short] [--detector-runtime onnx|tfjs] [--precision auto|int8|float] [--model-threads N] [--dist] [--json]
 //
 // A crowd in one frame: 16 talking faces in a 4×4 grid (issue 19). The grid is built once with ffmpeg from the
 // shared clips (each centre-cropped square, scaled to 320×320, looped to the length, xstack → 1280×1280, 25 fps,
@@ -31,6 +31,7 @@ const { values } = parseArgs({
     tile: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
     dist: { type: 'boolean', default: false },
+    'model-threads': { type: 'string' },
   },
 });
 const { analyze } = (values.dist ? await import('../dist/src/api/analyze.js' as string) : await import('../src/api/analyze.js')) as typeof import('../src/api/analyze.js');
@@ -93,6 +94,7 @@ for await (const e of analyze(grid, {
   detectorRuntime: values['detector-runtime'] as 'onnx' | 'tfjs',
   precision: values.precision as 'auto' | 'int8' | 'float',
   ...(values.tile ? { tile: true } : {}),
+  ...(values['model-threads'] === undefined ? {} : { modelThreads: Number(values['model-threads']) }),
   ...(values['detect-interval'] ? { detectInterval: Number(values['detect-interval']) } : {}),
 }) as AsyncIterable<TimelineEvent>) {
   firstEvent ??= (performance.now() - t0) / 1000; // stream.start: the models are loaded and the file probed
@@ -132,6 +134,7 @@ const result = {
   detectorRuntime: values['detector-runtime'],
   tile: values.tile,
   precision: values.precision,
+  modelThreads: values['model-threads'] === undefined ? 'default' : Number(values['model-threads']),
   code: values.dist ? 'dist' : 'src (tsx)',
   wallSeconds: Number(wall.toFixed(2)),
   realtime: Number((SECONDS / wall).toFixed(2)),
