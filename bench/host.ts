@@ -49,9 +49,13 @@ export async function referenceSpeed(modelsDir = join(import.meta.dirname, '..',
   const file = readdirSync(modelsDir).find((f) => f.startsWith('encoder-') && f.endsWith('-int8.onnx'));
   if (file === undefined) throw new Error(`no int8 encoder in ${modelsDir}`);
   const session = await ort.InferenceSession.create(join(modelsDir, file), { intraOpNumThreads: 1, graphOptimizationLevel: 'all' });
+  // the shipped copy takes one channel since the grey input was folded (2026-12-07): ~4 % more crops/s than
+  // the three-channel copy earlier references ran (BENCHMARKS.md)
+  const manifest = JSON.parse(readFileSync(join(modelsDir, `${file}.json`), 'utf8')) as { inputs: { image: { channels?: number } } };
+  const c = manifest.inputs.image.channels ?? 3;
   try {
     const n = 16;
-    const image = new ort.Tensor('float32', new Float32Array(n * 3 * 224 * 224).fill(128), [n, 3, 224, 224]);
+    const image = new ort.Tensor('float32', new Float32Array(n * c * 224 * 224).fill(128), [n, c, 224, 224]);
     await session.run({ [session.inputNames[0]!]: image });
     const times: number[] = [];
     for (let r = 0; r < 3; r++) {

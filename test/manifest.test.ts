@@ -133,6 +133,20 @@ describe('model manifests', () => {
     rmSync(dir, { recursive: true });
   });
 
+  it('a one-channel image input is read as such, and must be gray', async () => {
+    const dir = await tinyModelsCopy();
+    const path = join(dir, 'encoder-tiny.onnx.json');
+    expect((await readManifest(path)).manifest.inputs.image.channels).toBe(3); // absent: three
+    editJson(path, (m) => Object.assign(m['inputs']['image'], { channels: 1, color: 'gray' }));
+    expect((await readManifest(path)).manifest.inputs.image.channels).toBe(1);
+    editJson(path, (m) => (m['inputs']['image']['color'] = 'rgb'));
+    const err = await failure(readManifest(path));
+    expect(err.message).toContain('one-channel image input must be gray');
+    editJson(path, (m) => Object.assign(m['inputs']['image'], { channels: 2, color: 'gray' }));
+    expect((await failure(readManifest(path))).message).toContain('inputs.image.channels');
+    rmSync(dir, { recursive: true });
+  });
+
   it('refuses a head whose classes are not in EXPRESSIONS order', async () => {
     const dir = await tinyModelsCopy();
     editJson(join(dir, 'head-tiny.onnx.json'), (m) => (m['output']['classes'] as string[]).reverse());

@@ -10,6 +10,7 @@ const spec = (over: Partial<ImageInputSpec>): ImageInputSpec => ({
   height: 2,
   width: 2,
   color: 'rgb',
+  channels: 3,
   mean: [0, 0, 0],
   std: [1, 1, 1],
   resize: 'bilinear',
@@ -110,6 +111,27 @@ describe('ImagePreprocessor', () => {
     for (let p = 0; p < S * S; p++) for (let ch = 0; ch < 3; ch++) transposed[ch * S * S + p] = nhwc[p * 3 + ch]!;
     expect(Array.from(nchw)).toEqual(Array.from(transposed));
     expect(new Set(nchw).size).toBeGreaterThan(100); // a real image, not a constant
+  });
+
+  it('a one-channel (folded grey) input gets channel 0 of the three-channel grey input, bit for bit, on every path', () => {
+    const S = 16;
+    const c = crop(S, (x, y) => [(x * 37 + y * 11) % 256, (x * 5 + y * 91) % 256, (x * y * 13) % 256]);
+    const norm = { mean: [0.2, 0.2, 0.2] as [number, number, number], std: [0.5, 0.5, 0.5] as [number, number, number] };
+    // same size NCHW (the encoder's one-pass path), same size NHWC (planar), a shrink and an enlargement (resize path)
+    for (const [size, layout] of [[S, 'NCHW'], [S, 'NHWC'], [8, 'NCHW'], [24, 'NHWC']] as const) {
+      const three = new ImagePreprocessor(spec({ width: size, height: size, layout, ...norm }), 'gray');
+      const one = new ImagePreprocessor(spec({ width: size, height: size, layout, channels: 1, ...norm }), 'gray');
+      expect(one.itemLength).toBe(size * size);
+      const a = three.batch([c, c]);
+      const b = one.batch([c, c]);
+      expect(b.length).toBe(2 * size * size);
+      const want = new Float32Array(2 * size * size);
+      for (let i = 0; i < 2; i++)
+        for (let p = 0; p < size * size; p++) want[i * size * size + p] = layout === 'NCHW' ? a[i * 3 * size * size + p]! : a[i * 3 * size * size + p * 3]!;
+      expect(Array.from(b), `${size} ${layout}`).toEqual(Array.from(want));
+      expect(new Set(b).size).toBeGreaterThan(20);
+    }
+    expect(() => new ImagePreprocessor(spec({ channels: 1 }), 'rgb')).toThrow(/must be fed gray/);
   });
 
   it('rejects a crop whose bytes do not match its size', () => {

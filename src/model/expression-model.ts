@@ -161,7 +161,8 @@ class Pipeline {
 
 function tensorFor(pre: ImagePreprocessor, crops: readonly { size: number; rgb: Uint8Array }[], data?: Float32Array): ort.Tensor {
   const { height, width, layout } = pre.spec;
-  const dims = layout === 'NCHW' ? [crops.length, 3, height, width] : [crops.length, height, width, 3];
+  const c = pre.outChannels;
+  const dims = layout === 'NCHW' ? [crops.length, c, height, width] : [crops.length, height, width, c];
   return new ort.Tensor('float32', data ?? pre.batch(crops), dims);
 }
 

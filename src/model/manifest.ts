@@ -15,16 +15,20 @@ const finite = z.number().finite();
 const positiveInt = z.number().int().positive();
 const color = z.enum(['rgb', 'gray']);
 
-export const ImageInputSchema = z.object({
-  name: z.string().min(1),
-  layout: z.enum(['NCHW', 'NHWC']),
-  height: positiveInt,
-  width: positiveInt,
-  color,
-  mean: z.tuple([finite, finite, finite]),
-  std: z.tuple([finite.positive(), finite.positive(), finite.positive()]),
-  resize: z.literal('bilinear'),
-});
+export const ImageInputSchema = z
+  .object({
+    name: z.string().min(1),
+    layout: z.enum(['NCHW', 'NHWC']),
+    height: positiveInt,
+    width: positiveInt,
+    color,
+    /** 1: a grey input folded to one channel (`trainer fold-grey-input`); channel 0's mean and std apply. */
+    channels: z.union([z.literal(1), z.literal(3)]).default(3),
+    mean: z.tuple([finite, finite, finite]),
+    std: z.tuple([finite.positive(), finite.positive(), finite.positive()]),
+    resize: z.literal('bilinear'),
+  })
+  .refine((i) => i.channels === 3 || i.color === 'gray', { message: 'a one-channel image input must be gray', path: ['color'] });
 export type ImageInputSpec = z.infer<typeof ImageInputSchema>;
 export type ColorMode = z.infer<typeof color>;
 

@@ -2,7 +2,8 @@
 // the trainer's `cafe_models/transforms.preprocess` computes: optional grey (0.299 R + 0.587 G + 0.114 B on all
 // three channels), a straight bilinear resize of the whole crop (half-pixel centres, antialiased when
 // shrinking: PyTorch's `interpolate(..., antialias=True)`, which is PIL's triangle filter), x = (v/255 - mean) / std,
-// NCHW or NHWC. Weights of the resize are computed once per (crop size, input size); buffers are reused.
+// NCHW or NHWC; an input of one channel (a grey input folded by `trainer fold-grey-input`) gets channel 0 only.
+// Weights of the resize are computed once per (crop size, input size); buffers are reused.
 
 import type { ColorMode, ImageInputSpec } from './manifest.js';
 
@@ -60,6 +61,8 @@ export function resizeTaps(inSize: number, outSize: number): ResizeTaps {
 export class ImagePreprocessor {
   readonly spec: ImageInputSpec;
   readonly color: ColorMode;
+  /** channels of the model input: 3, or 1 for a folded grey input. */
+  readonly outChannels: number;
   /** floats per crop in the model input. */
   readonly itemLength: number;
   #batch = new Float32Array(0);
@@ -75,7 +78,9 @@ export class ImagePreprocessor {
   constructor(spec: ImageInputSpec, color: ColorMode = spec.color) {
     this.spec = spec;
     this.color = color;
-    this.itemLength = spec.width * spec.height * 3;
+    this.outChannels = spec.channels;
+    if (this.outChannels === 1 && color !== 'gray') throw new RangeError(`a one-channel image input ${spec.name} must be fed gray, not ${color}`);
+    this.itemLength = spec.width * spec.height * this.outChannels;
     // (v/255 - mean)/std = v * scale + offset
     this.#scale = Float32Array.from(spec.std, (s) => 1 / (255 * s));
     this.#offset = Float32Array.from(spec.mean, (m, c) => -m / spec.std[c]!);
@@ -122,6 +127,7 @@ export class ImagePreprocessor {
       this.#writeSameSize(planes, channels, out, offset);
       return;
     }
+    const C = this.outChannels;
     const tx = this.#tx!;
     const ty = this.#ty!;
     const rows = this.#rows; // S × W, one channel at a time
@@ -147,8 +153,8 @@ export class ImagePreprocessor {
         for (let x = 0; x < W; x++) {
           let v = 0;
           for (let j = 0; j < k; j++) v += rows[(s0 + j) * W + x]! * ty.weights[wb + j]!;
-          for (let c = channels === 1 ? 0 : ch; c < (channels === 1 ? 3 : ch + 1); c++) {
-            const idx = layout === 'NCHW' ? offset + c * H * W + y * W + x : offset + (y * W + x) * 3 + c;
+          for (let c = channels === 1 ? 0 : ch; c < (channels === 1 ? C : ch + 1); c++) {
+            const idx = layout === 'NCHW' ? offset + c * H * W + y * W + x : offset + (y * W + x) * C + c;
             out[idx] = v * this.#scale[c]! + this.#offset[c]!;
           }
         }
@@ -161,6 +167,11 @@ export class ImagePreprocessor {
     const [o0, o1, o2] = this.#offset as unknown as [number, number, number];
     const b1 = offset + n;
     const b2 = offset + 2 * n;
+    if (this.outChannels === 1) {
+      // a folded grey input (the shipped encoder's): one plane
+      for (let p = 0, q = 0; p < n; p++, q += 3) out[offset + p] = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!) * s0 + o0;
+      return;
+    }
     if (s0 === s1 && s0 === s2 && o0 === o1 && o0 === o2) {
       // one normalisation for all three channels (the shipped encoder's): one plane computed, two copied
       for (let p = 0, q = 0; p < n; p++, q += 3) out[offset + p] = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!) * s0 + o0;
@@ -179,7 +190,8 @@ export class ImagePreprocessor {
   #writeSameSize(planes: Float32Array, channels: number, out: Float32Array, offset: number): void {
     const { width: W, height: H, layout } = this.spec;
     const n = W * H;
-    for (let c = 0; c < 3; c++) {
+    const C = this.outChannels;
+    for (let c = 0; c < C; c++) {
       const src = (channels === 1 ? 0 : c) * n;
       const scale = this.#scale[c]!;
       const shift = this.#offset[c]!;
@@ -187,7 +199,7 @@ export class ImagePreprocessor {
         const base = offset + c * n;
         for (let p = 0; p < n; p++) out[base + p] = planes[src + p]! * scale + shift;
       } else {
-        for (let p = 0, o = offset + c; p < n; p++, o += 3) out[o] = planes[src + p]! * scale + shift;
+        for (let p = 0, o = offset + c; p < n; p++, o += C) out[o] = planes[src + p]! * scale + shift;
       }
     }
   }

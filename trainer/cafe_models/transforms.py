@@ -28,12 +28,13 @@ class ImageSpec:
     layout: str = "NCHW"  # "NCHW" | "NHWC"
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    channels: int = 3  # 1: a grey input folded to one channel (`trainer fold-grey-input`)
 
     @classmethod
     def from_manifest(cls, image: Mapping[str, Any], color: str | None = None) -> "ImageSpec":
         """From a manifest's `inputs.image`; `color` overrides it (a head's `encoder.color`)."""
         return cls(int(image["height"]), int(image["width"]), color or image["color"], image["layout"],
-                   tuple(image["mean"]), tuple(image["std"]))
+                   tuple(image["mean"]), tuple(image["std"]), int(image.get("channels", 3)))
 
 
 def to_gray(rgb: torch.Tensor) -> torch.Tensor:
@@ -66,6 +67,10 @@ def preprocess(images: Sequence[np.ndarray], spec: ImageSpec) -> np.ndarray:
             x = to_gray(x)
         x = resize(x, spec.height, spec.width) / 255.0
         x = _normalize(x, spec.mean, spec.std)
+        if spec.channels == 1:
+            if spec.color != "gray":
+                raise ValueError("a one-channel input must be fed grey")
+            x = x[:, :1]
         out.append(x.permute(0, 2, 3, 1) if spec.layout == "NHWC" else x)
     return torch.cat(out).contiguous().numpy()
 

@@ -150,6 +150,68 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
         return 2
 
 
+def _fold_grey_input(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from cafe_models.datasets import DatasetError, load_set, read_image
+    from cafe_models.grey_input import FoldError, fold_grey_input
+    from cafe_models.manifest import sha256_file, write_manifest
+    from cafe_models.transforms import ImageSpec, preprocess
+
+    try:
+        src_manifest = Path(str(args.encoder) + ".json")
+        m = json.loads(src_manifest.read_text())
+        image = m["inputs"]["image"]
+        if m.get("role") != "encoder" or image.get("channels", 3) != 3 or image["layout"] != "NCHW":
+            raise ValueError(f"{src_manifest}: an NCHW encoder with three input channels is needed")
+        if len(set(image["mean"])) != 1 or len(set(image["std"])) != 1:
+            raise ValueError(f"{src_manifest}: its channels are normalised differently, so grey is not three equal channels")
+        source = onnx.load(str(args.encoder))
+        source_sha = sha256_file(args.encoder)
+        folded, report = fold_grey_input(source, image["name"])
+
+        # what the fold changes, on real faces fed grey: the same images through both graphs
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = args.threads
+        before = ort.InferenceSession(source.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        after = ort.InferenceSession(folded.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        faces = load_set(args.check)
+        order = np.random.default_rng(0).permutation(len(faces))[:args.check_size]
+        spec3 = ImageSpec.from_manifest(image, "gray")
+        spec1 = ImageSpec.from_manifest({**image, "channels": 1}, "gray")
+        out_name = m["output"]["name"]
+        worst, scale = 0.0, 0.0
+        for s in range(0, len(order), 32):
+            imgs = [read_image(faces.paths[i], faces.boxes[i]) for i in order[s:s + 32]]
+            f3 = before.run([out_name], {image["name"]: preprocess(imgs, spec3)})[0]
+            f1 = after.run([out_name], {image["name"]: preprocess(imgs, spec1)})[0]
+            worst, scale = max(worst, float(np.abs(f3 - f1).max())), max(scale, float(np.abs(f3).max()))
+        if worst > args.tolerance * scale:
+            raise FoldError(f"the folded graph differs by {worst:.3g} (features up to {scale:.3g}), over --tolerance {args.tolerance}")
+        out = args.out or args.encoder
+        onnx.save(folded, str(out))
+        extra = {k: v for k, v in m.items() if k not in ("format", "role", "name", "file", "sha256", "opset", "source", "inputs", "output")}
+        extra["grey_input"] = {
+            "from": {"file": m["file"], "sha256": source_sha},
+            "folded": report.folded,
+            "broadcast": report.broadcast,
+            "check": {"set": _portable(args.check), "images": int(len(order)), "max_abs_diff": worst, "feature_max": scale},
+        }
+        manifest = write_manifest(
+            out, "encoder", m["name"], m["source"] + "; grey input folded to one channel (fold-grey-input)",
+            {"image": {**image, "color": "gray", "channels": 1}}, m["output"], extra=extra,
+        )
+        print(f"folded {', '.join(report.folded)}; {len(order)} faces: max |features difference| {worst:.2e} (features up to {scale:.2f})")
+        return _report(Path(out), manifest)
+    except (FileNotFoundError, ValueError, DatasetError, FoldError) as err:
+        print(f"fold-grey-input: {err}", file=sys.stderr)
+        return 2
+
+
 def _portable(spec: str) -> str:
     """A layout:path spec as the shipped manifest records it: the layout and the set's last two path parts, not
     this machine's folders."""
@@ -247,6 +309,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", type=Path, help="default: models/<encoder>-int8.onnx")
     p.set_defaults(func=_quantize_encoder)
+
+    p = subparsers.add_parser(
+        "fold-grey-input",
+        help="an encoder fed grey takes one channel instead of three identical ones: the first layers' weights "
+             "summed over the channels (exact but for float rounding); rewritten in place unless --out",
+    )
+    p.add_argument("--encoder", type=Path, default=DEFAULT_OUT / "encoder-faceres-emotion-faceapi-int8.onnx")
+    p.add_argument("--check", required=True,
+                   help="layout:path of faces run through both graphs (e.g. ferplus:../shared/data/ferplus/FER2013Valid)")
+    p.add_argument("--check-size", type=int, default=256)
+    p.add_argument("--tolerance", type=float, default=0.01,
+                   help="largest feature difference allowed, as a share of the largest feature")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, help="default: the encoder itself (with its manifest)")
+    p.set_defaults(func=_fold_grey_input)
 
 
 def main(argv: list[str] | None = None) -> int:
