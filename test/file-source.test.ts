@@ -7,8 +7,9 @@ import { lastValueFrom, take, tap, toArray } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IngestError } from '../src/errors.js';
 import { createFileSource } from '../src/ingest/file-source.js';
-import type { Frame, FrameSource } from '../src/types.js';
+import type { Frame } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
+import { drain } from './helpers/sources.js';
 import { makeMidStreamTruncatedVideo, tempDir } from './helpers/videos.js';
 
 const tmp = tempDir();
@@ -21,21 +22,6 @@ function countFrames(path: string): number {
     encoding: 'utf8',
   });
   return Number(out.trim());
-}
-
-/** Everything the source emits, releasing each frame at once; then how it ended. */
-async function drain(source: FrameSource): Promise<{ frames: Frame[]; error?: unknown }> {
-  const frames: Frame[] = [];
-  return new Promise((resolve) => {
-    source.frames().subscribe({
-      next: (f) => {
-        frames.push(f);
-        source.release(f);
-      },
-      error: (error: unknown) => resolve({ frames, error }),
-      complete: () => resolve({ frames }),
-    });
-  });
 }
 
 describe('createFileSource', () => {

@@ -9,24 +9,10 @@ import { createFileSource } from '../src/ingest/file-source.js';
 import { prestart } from '../src/ingest/prestart.js';
 import type { Frame, FrameSource, StreamInfo } from '../src/types.js';
 import { sharedPath } from './helpers/shared.js';
+import { drain } from './helpers/sources.js';
 import { makeMidStreamTruncatedVideo, tempDir } from './helpers/videos.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Every frame as it comes, released at once; then how it ended. */
-function drain(source: FrameSource): Promise<{ frames: Frame[]; error?: unknown }> {
-  const frames: Frame[] = [];
-  return new Promise((resolve) => {
-    source.frames().subscribe({
-      next: (f) => {
-        frames.push(f);
-        source.release(f);
-      },
-      error: (error: unknown) => resolve({ frames, error }),
-      complete: () => resolve({ frames }),
-    });
-  });
-}
 
 const frameAt = (k: number): Frame => ({ streamId: 's', frameId: k, pts: k / 10, width: 1, height: 1, data: Buffer.alloc(3) });
 
