@@ -17,7 +17,12 @@ export async function loadImageFrame(path: string, streamId = path): Promise<Fra
     if (info.channels !== 3) throw new Error(`expected 3 channels, decoded ${info.channels}`);
     return { streamId, frameId: 0, pts: 0, width: info.width, height: info.height, data };
   } catch (err) {
-    if (/unsupported image format/i.test(err instanceof Error ? err.message : '')) {
+    // Whether it is an image sharp reads is the header's answer, not the message's: libvips' messages vary by
+    // format ("pngload: IDAT stream error"), and beside concurrent decodes one can come back as "Unknown error".
+    const header = await sharp(path).metadata().catch(() => undefined);
+    const readable = header?.format !== undefined && (header.width ?? 0) > 0 && (header.height ?? 0) > 0;
+    if (!readable) {
+      // a format sharp lacks (BMP, …)
       const frame = await decodeWithFfmpeg(path, streamId).catch(() => undefined);
       if (frame !== undefined) return frame;
     }
@@ -27,6 +32,11 @@ export async function loadImageFrame(path: string, streamId = path): Promise<Fra
     // truncated video does (same error code and exit code).
     if (/premature end|end of stream|truncat|not enough data|unexpected end/i.test(reason ?? '')) {
       throw new IngestError('CS_ERR_TRUNCATED', path, `truncated image: ${path} (${reason})`, { cause: err });
+    }
+    if (readable) {
+      throw new IngestError('CS_ERR_TRUNCATED', path, `damaged image: ${path} (a ${header.format} header, ${header.width}×${header.height}, whose pixel data does not decode: ${reason})`, {
+        cause: err,
+      });
     }
     throw new IngestError('CS_ERR_NOT_A_VIDEO', path, `not an image: ${path} (${reason})`, { cause: err });
   }
