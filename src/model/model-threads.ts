@@ -52,7 +52,6 @@ export interface ModelThreadsOptions extends ExpressionModelOptions {
   modelThreads?: number;
 }
 
-
 /**
  * The expression model for the pipeline: on `modelThreads` threads when the device resolves to the CPU, else
  * loaded on this thread (loadExpressionModel). Rejects with the threads' own load error (a ModelError or
