@@ -9,13 +9,11 @@ import { EventStream, producerOf } from './event-stream.js';
 export type OneShotAnalyzeOptions = AnalyzeOptions & AnalyzerOptions;
 export type OneShotWatchOptions = WatchOptions & AnalyzerOptions;
 
-const ANALYZER_KEYS = ANALYZER_OPTION_KEYS;
-
-function split<T extends object>(options: T): { analyzer: AnalyzerOptions; rest: Omit<T, (typeof ANALYZER_KEYS)[number]> } {
+function split<T extends object>(options: T): { analyzer: AnalyzerOptions; rest: Omit<T, (typeof ANALYZER_OPTION_KEYS)[number]> } {
   const analyzer: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(options)) ((ANALYZER_KEYS as readonly string[]).includes(k) ? analyzer : rest)[k] = v;
-  return { analyzer: analyzer as AnalyzerOptions, rest: rest as Omit<T, (typeof ANALYZER_KEYS)[number]> };
+  for (const [k, v] of Object.entries(options)) ((ANALYZER_OPTION_KEYS as readonly string[]).includes(k) ? analyzer : rest)[k] = v;
+  return { analyzer: analyzer as AnalyzerOptions, rest: rest as Omit<T, (typeof ANALYZER_OPTION_KEYS)[number]> };
 }
 
 function oneShot(make: (a: Analyzer) => EventStream<TimelineEvent>, analyzerOptions: AnalyzerOptions): EventStream<TimelineEvent> {

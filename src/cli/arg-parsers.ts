@@ -1,6 +1,6 @@
 // Commander argument parsers shared by the commands: a bad value is a usage error naming what was wanted.
 import { InvalidArgumentError } from 'commander';
-import { MAX_MODEL_THREADS } from '../model/model-thread-count.js';
+import { checkModelThreads, MAX_MODEL_THREADS } from '../model/model-thread-count.js';
 
 export function positiveNumber(value: string): number {
   const n = Number(value);
@@ -22,7 +22,9 @@ export function positiveInteger(value: string): number {
 
 /** --model-threads: 0 (the model on the main thread) to MAX_MODEL_THREADS. */
 export function modelThreadCount(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_MODEL_THREADS) throw new InvalidArgumentError(`must be an integer from 0 to ${MAX_MODEL_THREADS}`);
-  return n;
+  try {
+    return checkModelThreads(value.trim() === '' ? NaN : Number(value));
+  } catch {
+    throw new InvalidArgumentError(`must be an integer from 0 to ${MAX_MODEL_THREADS}`);
+  }
 }

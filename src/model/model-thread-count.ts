@@ -6,6 +6,11 @@ import { ConfigError } from '../errors.js';
 /** Model threads on the CPU; more than the cores would only take turns. */
 export const CPU_MODEL_THREADS = Math.max(1, Math.min(2, availableParallelism()));
 
+/** onnxruntime threads per session when `count` model threads share the cores (1 each on 2 cores and 2 threads). */
+export function ortThreadsPerModelThread(count: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / Math.max(1, count)));
+}
+
 /** The largest `modelThreads`: beyond the cores they would only take turns, and each holds a session (~150 MB). */
 export const MAX_MODEL_THREADS = 64;
 

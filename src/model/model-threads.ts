@@ -12,7 +12,6 @@
 //
 // A GPU keeps the model on the calling thread (one session already fills the device): this is only for a
 // device that resolves to the CPU.
-import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import { ConfigError, InferenceError, ModelError, type ErrorCode } from '../errors.js';
 import { EXPRESSIONS, type Expression, type FaceCrop } from '../types.js';
@@ -20,13 +19,11 @@ import { startWorker } from '../worker-module.js';
 import { loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from './expression-model.js';
 import type { EncoderPrecision } from './manifest.js';
 import { missingGpuDevice, providerOrder } from './onnx-runtime.js';
-import { checkModelThreads, CPU_MODEL_THREADS } from './model-thread-count.js';
+import { checkModelThreads, CPU_MODEL_THREADS, ortThreadsPerModelThread } from './model-thread-count.js';
 import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
 
-export { checkModelThreads, CPU_MODEL_THREADS, MAX_MODEL_THREADS } from './model-thread-count.js';
-
-/** onnxruntime threads per model thread: the cores shared out (1 each on this project's 2-core machines). */
-export const CPU_THREADS_PER_MODEL_THREAD = Math.max(1, Math.floor(availableParallelism() / CPU_MODEL_THREADS));
+/** onnxruntime threads per model thread by default: the cores shared out (1 each on this project's 2-core machines). */
+export const CPU_THREADS_PER_MODEL_THREAD = ortThreadsPerModelThread(CPU_MODEL_THREADS);
 /** How long an exiting process waits for the batches in flight (a batch of 16 is ~0.2 s on one thread). */
 const EXIT_WAIT_MS = 3000;
 /** How long close() lets the threads finish their batches and end by themselves before terminating them. */
@@ -64,8 +61,7 @@ export async function loadExpressionModelThreads(opts: ModelThreadsOptions): Pro
   const count = checkModelThreads(modelThreads ?? CPU_MODEL_THREADS);
   if (gpuPossible || count === 0) return loadExpressionModel({ ...options, ...(log ? { log } : {}) });
   const guard = createThreadGuard();
-  const perThread = Math.max(1, Math.floor(availableParallelism() / count));
-  const data: ModelWorkerData = { options: { ...options, threads: options.threads ?? perThread }, guard };
+  const data: ModelWorkerData = { options: { ...options, threads: options.threads ?? ortThreadsPerModelThread(count) }, guard };
   // The first thread is the load: the pipeline starts as soon as it reads. The others load beside the first
   // batches and take work once ready, so a start costs one session's loading, not `count` of them at once.
   const first = await startModelThread(data);

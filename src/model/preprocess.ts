@@ -167,16 +167,14 @@ export class ImagePreprocessor {
     const [o0, o1, o2] = this.#offset as unknown as [number, number, number];
     const b1 = offset + n;
     const b2 = offset + 2 * n;
-    if (this.outChannels === 1) {
-      // a folded grey input (the shipped encoder's): one plane
+    if (this.outChannels === 1 || (s0 === s1 && s0 === s2 && o0 === o1 && o0 === o2)) {
+      // one plane (a folded grey input, the shipped encoder's), or one normalisation for all three: one plane
+      // computed, two copied
       for (let p = 0, q = 0; p < n; p++, q += 3) out[offset + p] = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!) * s0 + o0;
-      return;
-    }
-    if (s0 === s1 && s0 === s2 && o0 === o1 && o0 === o2) {
-      // one normalisation for all three channels (the shipped encoder's): one plane computed, two copied
-      for (let p = 0, q = 0; p < n; p++, q += 3) out[offset + p] = Math.fround(GRAY[0] * src[q]! + GRAY[1] * src[q + 1]! + GRAY[2] * src[q + 2]!) * s0 + o0;
-      out.copyWithin(b1, offset, b1);
-      out.copyWithin(b2, offset, b1);
+      if (this.outChannels === 3) {
+        out.copyWithin(b1, offset, b1);
+        out.copyWithin(b2, offset, b1);
+      }
       return;
     }
     for (let p = 0, q = 0; p < n; p++, q += 3) {

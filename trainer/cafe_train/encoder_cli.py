@@ -151,8 +151,6 @@ def _quantize_encoder(args: argparse.Namespace) -> int:
 
 
 def _fold_grey_input(args: argparse.Namespace) -> int:
-    import json
-
     import numpy as np
     import onnx
     import onnxruntime as ort
@@ -162,14 +160,15 @@ def _fold_grey_input(args: argparse.Namespace) -> int:
     from cafe_models.manifest import sha256_file, write_manifest
     from cafe_models.transforms import ImageSpec, preprocess
 
+    from .features import read_manifest
+
     try:
-        src_manifest = Path(str(args.encoder) + ".json")
-        m = json.loads(src_manifest.read_text())
+        m = read_manifest(args.encoder)
         image = m["inputs"]["image"]
         if m.get("role") != "encoder" or image.get("channels", 3) != 3 or image["layout"] != "NCHW":
-            raise ValueError(f"{src_manifest}: an NCHW encoder with three input channels is needed")
+            raise ValueError(f"{args.encoder}: an NCHW encoder with three input channels is needed")
         if len(set(image["mean"])) != 1 or len(set(image["std"])) != 1:
-            raise ValueError(f"{src_manifest}: its channels are normalised differently, so grey is not three equal channels")
+            raise ValueError(f"{args.encoder}: its channels are normalised differently, so grey is not three equal channels")
         source = onnx.load(str(args.encoder))
         source_sha = sha256_file(args.encoder)
         folded, report = fold_grey_input(source, image["name"])
@@ -291,7 +290,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the head manifest: the colour to feed, and the head for the parity report, which runs "
                         "the float encoder beside it (default: the copy setup-trainer puts beside the float encoder)")
     p.add_argument("--calibration", required=True,
-                   help="layout:path of training images (e.g. ferplus:../shared/data/ferplus/FER2013Train)")
+                   help="layout:path of training images (e.g. ferplus:DATA/ferplus/FER2013Train)")
     p.add_argument("--calibration-size", type=int, default=256, help="images for the activation ranges")
     p.add_argument("--correction-size", type=int, default=2048,
                    help="further images (disjoint) for the per-feature correction")
@@ -317,7 +316,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--encoder", type=Path, default=DEFAULT_OUT / "encoder-faceres-emotion-faceapi-int8.onnx")
     p.add_argument("--check", required=True,
-                   help="layout:path of faces run through both graphs (e.g. ferplus:../shared/data/ferplus/FER2013Valid)")
+                   help="layout:path of faces run through both graphs (e.g. ferplus:DATA/ferplus/FER2013Valid)")
     p.add_argument("--check-size", type=int, default=256)
     p.add_argument("--tolerance", type=float, default=0.01,
                    help="largest feature difference allowed, as a share of the largest feature")
