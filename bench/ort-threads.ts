@@ -15,12 +15,13 @@ import { lastValueFrom, take, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadExpressionModel, type ExpressionModel } from '../src/model/expression-model.js';
-import { loadExpressionModelThreads, ThreadedExpressionModel } from '../src/model/model-threads.js';
+import { loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { cropFace } from '../src/pipeline/crop.js';
 import type { FaceCrop } from '../src/types.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { join, resolve } from 'node:path';
 import { cpuShares, cpuTimes, formatShares } from './host.js';
+import { warmUp } from './warm-up.js';
 
 const { values } = parseArgs({
   options: {
@@ -65,10 +66,7 @@ async function measure(model: ExpressionModel): Promise<number> {
   return (n * batch) / ((performance.now() - t0) / 1000);
 }
 
-for (const m of models) {
-  if (m instanceof ThreadedExpressionModel) await m.whenAllLoaded(); // every thread reads, as in the steady pipeline
-  await m.infer(work); // warm-up
-}
+for (const m of models) await warmUp(m, work); // every thread loaded and warmed, as in the steady pipeline
 const result: Record<string, number[]> = {};
 let detecting = false;
 let detections = 0;

@@ -28,7 +28,7 @@ import { from, lastValueFrom, tap, toArray } from 'rxjs';
 import { createFileSource } from '../src/ingest/file-source.js';
 import { CPU_INTRA_OP_THREADS, loadExpressionModel, type ExpressionModel, type ExpressionModelOptions } from '../src/model/expression-model.js';
 import { CPU_MODEL_THREADS } from '../src/model/model-thread-count.js';
-import { CPU_THREADS_PER_MODEL_THREAD, loadExpressionModelThreads, ThreadedExpressionModel } from '../src/model/model-threads.js';
+import { CPU_THREADS_PER_MODEL_THREAD, loadExpressionModelThreads } from '../src/model/model-threads.js';
 import { analyze } from '../src/cli/analyze.js';
 import { loadFaceDetectorThread } from '../src/model/detector-thread.js';
 import { loadFaceDetector, type DetectorRuntime } from '../src/model/face-detector.js';
@@ -43,6 +43,7 @@ import type { Box, Detection, FaceCrop, Frame, FrameSource, Sink } from '../src/
 import { FLOAT_MODELS_DIR } from '../test/helpers/models.js';
 import { sharedPath } from '../test/helpers/shared.js';
 import { cpuShares, cpuTimes, formatShares, referenceSpeed } from './host.js';
+import { warmUp } from './warm-up.js';
 
 interface Args {
   video: string;
@@ -185,9 +186,8 @@ async function main(): Promise<void> {
   const stageRate = async (m: ExpressionModel): Promise<number> => {
     if (work.length === 0) return NaN;
     // the steady stage: every model thread loaded (the second joins beside the first batches; loading is in
-    // the 10 Hz figure below), then a warm-up
-    if (m instanceof ThreadedExpressionModel) await m.whenAllLoaded();
-    await m.infer(work.slice(0, args.batchSize));
+    // the 10 Hz figure below) and warmed
+    await warmUp(m, work.slice(0, args.batchSize));
     const t = performance.now();
     await lastValueFrom(from(work).pipe(infer(m, opts.batch), toArray()));
     return work.length / seconds(t);

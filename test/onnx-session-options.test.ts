@@ -16,6 +16,13 @@ describe('onnxruntime session options', () => {
     expect(() => sessionOptions('cpu', 0)).toThrow(/threads/);
   });
 
+  it('CPU sessions keep the arena but plan no memory pattern (its second allocation made a fresh session pay twice)', () => {
+    expect(sessionOptions('cpu', 1).enableMemPattern).toBe(false);
+    expect(sessionOptions('cpu', 2).enableMemPattern).toBe(false);
+    expect(sessionOptions('cpu', 1).enableCpuMemArena).toBeUndefined();
+    expect(sessionOptions('cuda', 2).enableMemPattern).toBeUndefined();
+  });
+
   it('the binding accepts them: a two-thread, non-spinning session runs a real model', async () => {
     const session = await createSession(blazeFaceOnnxPath('short'), 'cpu', 2);
     try {

@@ -55,6 +55,10 @@ export function sessionOptions(provider: Provider, threads?: number): ort.Infere
     // A pool thread spins while it waits for work: on a CPU shared with the detector and ffmpeg it burns the core
     // they need (the pipeline's stages each get a thread, not a core). Spinning only pays on a machine of its own.
     ...(provider === 'cpu' && threads !== 1 ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
+    // The memory pattern is planned on a shape's first run and allocated on its second, so a fresh session paid
+    // for fresh pages twice (the encoder's first two batches of 16 were ~30 % slower); the CPU arena alone
+    // reuses the same memory with the steady speed unchanged (BENCHMARKS.md, 2026-12-07 (day)).
+    ...(provider === 'cpu' ? { enableMemPattern: false } : {}),
   };
 }
 
