@@ -53,6 +53,33 @@ describe('createFileSource', () => {
     expect(Buffer.concat(frames.map((f) => f.data)).equals(expected)).toBe(true);
   });
 
+  it('reuseBuffers: later frames go into released frames\' buffers, never into a frame still held', async () => {
+    const path = sharedPath('data', 'videos', 'd0.mp4');
+    const plain = await drain(createFileSource({ path }));
+    const source = createFileSource({ path, maxPending: 3, reuseBuffers: true });
+    const buffers = new Set<ArrayBufferLike>();
+    const copies: Buffer[] = [];
+    let held: { frame: Frame; copy: Buffer } | undefined;
+    await new Promise<void>((resolve, reject) => {
+      source.frames().subscribe({
+        next: (f) => {
+          buffers.add(f.data.buffer);
+          copies.push(Buffer.from(f.data));
+          // the first frame stays out to the end: its pixels must survive every later frame
+          if (f.frameId === 0) held = { frame: f, copy: Buffer.from(f.data) };
+          else source.release(f);
+        },
+        error: reject,
+        complete: resolve,
+      });
+    });
+    expect(held!.frame.data.equals(held!.copy)).toBe(true);
+    expect(copies).toHaveLength(plain.frames.length);
+    copies.forEach((c, i) => expect(c.equals(plain.frames[i]!.data)).toBe(true));
+    // one held, at most two out otherwise, one being filled: four buffers for the whole file
+    expect(buffers.size).toBeLessThanOrEqual(4);
+  });
+
   it('samples with --sample-fps: fewer frames, pts at the sampling rate', async () => {
     const path = sharedPath('data', 'videos', 'd3.mp4');
     const source = createFileSource({ path, sampleFps: 5 });

@@ -64,6 +64,16 @@ describe('model threads', () => {
       });
     }
     expect(await model.infer([])).toEqual([]);
+    // batches of other sizes, one after another: the pixel buffers the threads hand back are reused, larger than
+    // the batch after a big one, and every batch still reads its own crops
+    for (const n of [6, 2, 5, 1, 6, 3]) {
+      const some = crops.slice(crops.length - n).reverse();
+      const got = await model.infer(some);
+      const want = await local.infer(some);
+      got.forEach((p, i) => {
+        for (let k = 0; k < 7; k++) expect(Math.abs(p[k]! - want[i]![k]!)).toBeLessThan(1e-4);
+      });
+    }
 
     await model.close();
     await expect(model.infer(crops)).rejects.toMatchObject({ code: 'CS_ERR_INFERENCE' });

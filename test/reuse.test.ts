@@ -33,6 +33,25 @@ describe('thumbnail change', () => {
   });
 });
 
+describe('thumbnail', () => {
+  it('is the mean grey level of each of 16×16 cells, for sides that divide by 16 and sides that do not', () => {
+    for (const size of [224, 37, 9]) {
+      const rgb = Uint8Array.from({ length: size * size * 3 }, (_, i) => (i * 2654435761) >>> 24);
+      const sum = new Array<number>(256).fill(0);
+      const n = new Array<number>(256).fill(0);
+      for (let y = 0; y < size; y++)
+        for (let x = 0; x < size; x++) {
+          const c = Math.floor((y * 16) / size) * 16 + Math.floor((x * 16) / size);
+          const i = (y * size + x) * 3;
+          sum[c]! += 0.299 * rgb[i]! + 0.587 * rgb[i + 1]! + 0.114 * rgb[i + 2]!;
+          n[c]!++;
+        }
+      const t = thumbnail(rgb, size);
+      for (let c = 0; c < 256; c++) expect(t[c]).toBeCloseTo(n[c] === 0 ? 0 : sum[c]! / n[c]!, 3);
+    }
+  });
+});
+
 describe('ReadReuse', () => {
   /** decide() with the readings it hands over collected per frame. */
   function reuser(maxChange = 2) {

@@ -172,7 +172,8 @@ export function createAnalyzer(options: AnalyzerOptions = {}): Analyzer {
         try {
           let opened;
           try {
-            opened = await openMediaSource({ path: item.path, streamId, maxPending: framesPendingFor(o.batchSize), ...(opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }) });
+            // the pipeline reads no frame after releasing it: the source may write later frames into its buffers
+            opened = await openMediaSource({ path: item.path, streamId, maxPending: framesPendingFor(o.batchSize), reuseBuffers: true, ...(opts.sampleFps === undefined ? {} : { sampleFps: opts.sampleFps }) });
             // The models load while the file is probed and its first frames decode (prestart): on a first file
             // that is ~0.5 s of a start's wall time. The probe's verdict still comes first: a missing or broken
             // file is reported as such, in milliseconds, whatever the loading does.

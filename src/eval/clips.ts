@@ -156,7 +156,7 @@ async function runClip(
     if (list === undefined) crops.set(c.trackId, (list = []));
     list.push({ ...c, rgb: Buffer.from(c.rgb) });
   };
-  const source = createFileSource({ path: sample.source, maxPending: framesPendingFor(p.maxBatch ?? 16), ...(p.sampleFps === undefined ? {} : { sampleFps: p.sampleFps }) });
+  const source = createFileSource({ path: sample.source, reuseBuffers: true, maxPending: framesPendingFor(p.maxBatch ?? 16), ...(p.sampleFps === undefined ? {} : { sampleFps: p.sampleFps }) });
   const summary = await runPipeline({ sources: [source], detector: p.detector, model: p.model, sinks: [sink], options, ...(onCrop ? { onCrop } : {}) });
   const stream = summary.streams[0];
   const main = mainTrack(summary.tracks);

@@ -28,6 +28,12 @@ export interface FileSourceOptions {
   maxPending?: number;
   /** how long ffmpeg gets to exit on SIGTERM before SIGKILL when the subscriber leaves; default 500 ms. */
   killGraceMs?: number;
+  /**
+   * write later frames into the buffers of released ones; default false. Only for a consumer that never reads a
+   * frame's pixels after releasing it (the pipeline): a 1280×1280 frame is a 4.9 MB buffer, and a fresh one per
+   * frame cost its pages and the garbage collector's time on the main thread.
+   */
+  reuseBuffers?: boolean;
 }
 
 /**
@@ -82,7 +88,7 @@ export function createFileSource(opts: FileSourceOptions): FrameSource {
       const run = outstanding.get(frame);
       if (run === undefined) return; // unknown or already released: releasing twice must not free a slot twice
       outstanding.delete(frame);
-      run.onRelease();
+      run.onRelease(frame);
     },
     frames: () =>
       new Observable<Frame>((subscriber) => {
@@ -91,7 +97,7 @@ export function createFileSource(opts: FileSourceOptions): FrameSource {
         info().then(
           (stream) => {
             if (closed) return;
-            run = new DecodeRun(opts.path, stream, opts.sampleFps, maxPending, killGraceMs, outstanding, {
+            run = new DecodeRun(opts.path, stream, opts.sampleFps, maxPending, killGraceMs, opts.reuseBuffers ?? false, outstanding, {
               next: (f) => subscriber.next(f),
               error: (e) => subscriber.error(e),
               complete: () => subscriber.complete(),
@@ -134,6 +140,8 @@ class DecodeRun {
   /** the sink's write callback, held while #leftover waits for a release: this is the back-pressure. */
   #writeDone: ((err?: Error | null) => void) | undefined;
   #frame: Buffer | undefined;
+  /** released frames' buffers, when reuseBuffers: at most maxPending. */
+  readonly #free: Buffer[] | undefined;
   #filled = 0;
   #frameId = 0;
   #mine = 0;
@@ -148,6 +156,7 @@ class DecodeRun {
     sampleFps: number | undefined,
     maxPending: number,
     killGraceMs: number,
+    reuseBuffers: boolean,
     outstanding: Map<Frame, DecodeRun>,
     out: RunObserver,
   ) {
@@ -158,6 +167,7 @@ class DecodeRun {
     this.#outstanding = outstanding;
     this.#out = out;
     this.#frameBytes = stream.width * stream.height * 3;
+    this.#free = reuseBuffers ? [] : undefined;
     const sourceFps = stream.fps;
     // Sampling only ever thins: asking for more than the source has would duplicate frames.
     if (sourceFps === undefined) {
@@ -223,7 +233,8 @@ class DecodeRun {
     this.#kill();
   }
 
-  onRelease(): void {
+  onRelease(frame: Frame): void {
+    if (this.#free !== undefined && frame.data.length === this.#frameBytes && this.#free.length < this.#maxPending) this.#free.push(frame.data);
     this.#mine--;
     if (this.#mine < this.#maxPending) this.#pump();
   }
@@ -236,7 +247,7 @@ class DecodeRun {
     try {
       while (this.#leftover !== undefined && this.#mine < this.#maxPending && !this.#stopped) {
         const chunk = this.#leftover;
-        const frame = (this.#frame ??= Buffer.allocUnsafe(this.#frameBytes));
+        const frame = (this.#frame ??= this.#free?.pop() ?? Buffer.allocUnsafe(this.#frameBytes));
         const n = Math.min(chunk.length, this.#frameBytes - this.#filled);
         chunk.copy(frame, this.#filled, 0, n);
         this.#filled += n;

@@ -239,7 +239,7 @@ export class JobRunner {
     let tracks = 0;
     let error: unknown;
     try {
-      const source = createFileSource({ path: job.file, streamId: job.streamId, ...(job.sampleFps === undefined ? {} : { sampleFps: job.sampleFps }) });
+      const source = createFileSource({ path: job.file, streamId: job.streamId, reuseBuffers: true, ...(job.sampleFps === undefined ? {} : { sampleFps: job.sampleFps }) });
       const summary = await runPipeline({
         detector: this.#o.detector,
         model: this.#o.model,

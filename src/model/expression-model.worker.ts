@@ -53,9 +53,10 @@ try {
         const k = probabilities[0]?.length ?? 0;
         const out = new Float32Array(probabilities.length * k);
         probabilities.forEach((p, i) => out.set(p, i * k));
-        post({ type: 'result', id: msg.id, probabilities: out.buffer, classes: k }, [out.buffer]);
+        // the pixels go back to carry a later batch (the crops above are views of them, and are done with)
+        post({ type: 'result', id: msg.id, probabilities: out.buffer, classes: k, pixels: msg.pixels }, [out.buffer, msg.pixels]);
       } catch (err) {
-        post({ type: 'error', id: msg.id, message: errorLine(err) });
+        post({ type: 'error', id: msg.id, message: errorLine(err), pixels: msg.pixels }, [msg.pixels]);
       } finally {
         leaveJob(guard);
       }

@@ -9,7 +9,7 @@ import { enterJob, leaveJob } from './thread-guard.js';
 
 const port = parentPort;
 if (port === null) throw new Error('face-detector.worker must run as a worker thread');
-const post = (msg: FromDetector): void => port.postMessage(msg);
+const post = (msg: FromDetector, transfer: ArrayBuffer[] = []): void => port.postMessage(msg, transfer);
 const { options, guard } = workerData as DetectorWorkerData;
 const inFlight = new Set<Promise<void>>();
 
@@ -39,8 +39,10 @@ try {
     const job = detector
       .detect(frame, msg.hints)
       .then(
-        (detections) => post({ type: 'result', id: msg.id, detections }),
-        (err: unknown) => post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code }),
+        // the frame's buffer goes back to be filled with a later frame (the detector keeps no reference to it)
+        (detections) => post({ type: 'result', id: msg.id, detections, data: msg.data }, [msg.data]),
+        (err: unknown) =>
+          post({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err), code: (err as { code?: string }).code, data: msg.data }, [msg.data]),
       )
       .finally(() => {
         inFlight.delete(job);

@@ -28,14 +28,16 @@ export const CPU_THREADS_PER_MODEL_THREAD = ortThreadsPerModelThread(CPU_MODEL_T
 const EXIT_WAIT_MS = 3000;
 /** How long close() lets the threads finish their batches and end by themselves before terminating them. */
 const CLOSE_WAIT_MS = 5000;
+/** Pixel buffers kept for reuse: the batches in flight (`batch.maxInFlight`, default 2), with room to spare. */
+const MAX_SPARE_BUFFERS = 4;
 
 export type ToModel = { type: 'infer'; id: number; sizes: number[]; pixels: ArrayBuffer } | { type: 'close' };
 
 export type FromModel =
   | { type: 'ready'; cropSize: number; provider: string; precision: EncoderPrecision; log: string[] }
   | { type: 'load-error'; message: string; code?: string | undefined; modelPath?: string | undefined; key?: string | undefined }
-  | { type: 'result'; id: number; probabilities: ArrayBuffer; classes: number }
-  | { type: 'error'; id: number; message: string };
+  | { type: 'result'; id: number; probabilities: ArrayBuffer; classes: number; pixels?: ArrayBuffer }
+  | { type: 'error'; id: number; message: string; pixels?: ArrayBuffer };
 
 export interface ModelWorkerData {
   options: Omit<ExpressionModelOptions, 'log'>;
@@ -103,16 +105,38 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** Batch pixel buffers the threads handed back, for the next batches (a batch of 16 crops is 2.4 MB). */
+class PixelBuffers {
+  readonly #spare: ArrayBuffer[] = [];
+
+  /** The smallest spare buffer of at least `bytes`, or a new one of exactly that. */
+  take(bytes: number): ArrayBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#spare.length; i++) if (this.#spare[i]!.byteLength >= bytes && (best < 0 || this.#spare[i]!.byteLength < this.#spare[best]!.byteLength)) best = i;
+    return best >= 0 ? this.#spare.splice(best, 1)[0]! : new ArrayBuffer(bytes);
+  }
+
+  give(buffer: ArrayBuffer): void {
+    // as many as batches in flight; a larger one replaces the smallest (batches grow to the batch size)
+    if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
+    else {
+      const smallest = this.#spare.reduce((a, b, i) => (b.byteLength < this.#spare[a]!.byteLength ? i : a), 0);
+      if (this.#spare[smallest]!.byteLength < buffer.byteLength) this.#spare[smallest] = buffer;
+    }
+  }
+}
+
 /** One model thread as the main thread sees it. */
 class ModelThread {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
   dead: Error | undefined;
 
-  constructor(worker: Worker, onDeath: (t: ModelThread, err: Error) => void) {
+  constructor(worker: Worker, buffers: PixelBuffers, onDeath: (t: ModelThread, err: Error) => void) {
     this.worker = worker;
     worker.on('message', (msg: FromModel) => {
       if (msg.type !== 'result' && msg.type !== 'error') return;
+      if (msg.pixels !== undefined) buffers.give(msg.pixels);
       const p = this.pending.get(msg.id);
       this.pending.delete(msg.id);
       if (this.pending.size === 0) worker.unref();
@@ -134,6 +158,7 @@ export class ThreadedExpressionModel implements ExpressionModel {
   readonly provider: string;
   readonly precision: EncoderPrecision;
   readonly #threads: ModelThread[] = [];
+  readonly #buffers = new PixelBuffers();
   /** threads still loading; close() waits for them. */
   readonly #joining = new Set<Promise<unknown>>();
   readonly #log: ((line: string) => void) | undefined;
@@ -172,7 +197,7 @@ export class ThreadedExpressionModel implements ExpressionModel {
   }
 
   #adopt(worker: Worker): ModelThread {
-    return new ModelThread(worker, (t, err) => this.#lost(t, err));
+    return new ModelThread(worker, this.#buffers, (t, err) => this.#lost(t, err));
   }
 
   infer(crops: FaceCrop[]): Promise<Float32Array[]> {
@@ -181,9 +206,10 @@ export class ThreadedExpressionModel implements ExpressionModel {
     const alive = this.#threads.filter((t) => t.dead === undefined);
     if (alive.length === 0) return Promise.reject(new InferenceError(`the model threads have ended (${this.#threads[0]?.dead?.message ?? 'unknown'})`));
     const thread = alive.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    // one buffer for the batch's pixels, moved to the thread (the crops stay the caller's)
+    // one buffer for the batch's pixels, moved to the thread and handed back with the answer (the crops stay the
+    // caller's); a fresh 2.4 MB buffer per batch of 16 was pages and garbage-collector time on the main thread
     const sizes = crops.map((c) => c.size);
-    const pixels = new ArrayBuffer(sizes.reduce((a, s) => a + s * s * 3, 0));
+    const pixels = this.#buffers.take(sizes.reduce((a, s) => a + s * s * 3, 0));
     const view = new Uint8Array(pixels);
     let offset = 0;
     for (const c of crops) {
