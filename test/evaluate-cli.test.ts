@@ -91,6 +91,13 @@ describe('cafe-stream evaluate', () => {
     expect(row(fer!, 'happiness')).toBe(1);
   });
 
+  it('the same figures one crop per batch on the main thread (--model-threads 0) as on model threads, two batches at once', async () => {
+    const r = await runCli(['evaluate', `taiwanese:${fx.tw}`, `csv:${fx.csv}`, `ferplus:${fx.fer}`, '--models', models, '--device', 'cpu', '--json', '--model-threads', '0', '--batch-size', '1']);
+    expect(r.code, r.stderr).toBe(EXIT.ok);
+    const one = JSON.parse(r.stdout) as EvalJson;
+    expect(one.domains.map((d) => [d.domain, d.n, d.confusion])).toEqual(result.json.domains.map((d) => [d.domain, d.n, d.confusion]));
+  });
+
   it('--save-crops: one PNG per crop at the crop size, framed exactly as the pipeline frames it', async () => {
     const rows = parseCsv(join(cropsDir(), 'crops.csv'));
     expect(rows).toHaveLength(3 + 3 + 1);

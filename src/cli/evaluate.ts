@@ -11,13 +11,14 @@ import { CropExporter } from '../eval/crop-export.js';
 import { type CropClassifier, type SetResult, evaluateSet } from '../eval/evaluate-set.js';
 import { formatDomain } from '../eval/metrics.js';
 import { type FaceDetector, loadFaceDetector } from '../model/face-detector.js';
-import { type ExpressionModel, loadExpressionModel } from '../model/expression-model.js';
+import type { ExpressionModel } from '../model/expression-model.js';
+import { loadExpressionModelThreads } from '../model/model-threads.js';
 import { resolveModelSet } from '../model/manifest.js';
 import { PEERS, type PeerName, loadPeer } from '../eval/peers/index.js';
 import { resolvePipelineOptions } from '../pipeline/options.js';
 import { exitCodeFor } from './exit-codes.js';
 import { defaultModelsDir } from './paths.js';
-import { positiveInteger, positiveNumber } from './arg-parsers.js';
+import { modelThreadCount, positiveInteger, positiveNumber } from './arg-parsers.js';
 
 export interface EvaluateOptions {
   models: string;
@@ -34,6 +35,7 @@ export interface EvaluateOptions {
   quiet?: boolean;
   peer?: PeerName;
   sampleFps?: number;
+  modelThreads?: number;
 }
 
 export function register(program: Command): void {
@@ -52,6 +54,7 @@ export function register(program: Command): void {
     .option('--save-crops <dir>', 'write every crop the model sees as PNG plus dir/crops.csv (framing) and dir/not-found.csv')
     .option('--json', 'print the metrics as one JSON object on stdout (the table goes to stderr)')
     .option('--batch-size <n>', 'crops per model call (clips: 16, as analyze)', positiveInteger)
+    .option('--model-threads <n>', 'on the CPU: threads that read batches, as for analyze (default min(2, cores)); 0: on the main thread', modelThreadCount)
     .option('--sample-fps <n>', 'clips: analyse at most n frames per second, as analyze --sample-fps (default: every frame)', positiveNumber)
     .addOption(new Option('--peer <name>', 'score a packaged peer model on the same crops instead of ours (dev dependencies)').choices([...PEERS]))
     .option('-q, --quiet', 'no progress lines and no table on stderr (errors still print)')
@@ -141,7 +144,11 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
       ? await (clipSets.length > 0 ? loadFaceDetectorThread : loadFaceDetector)({ model: opts.detector, runtime: opts.detectorRuntime, ...(opts.tile ? { tile: true } : {}) })
       : undefined;
     // clips need our model even with a peer: it runs the timeline whose main track the peer reads
-    const m = opts.peer === undefined || clipSets.length > 0 ? (model = await loadExpressionModel({ modelsDir: opts.models, device: opts.device, precision: opts.precision, log: info })) : undefined;
+    // on model threads, as analyze runs it: batches are read while the next images decode and are detected
+    const m =
+      opts.peer === undefined || clipSets.length > 0
+        ? (model = await loadExpressionModelThreads({ modelsDir: opts.models, device: opts.device, precision: opts.precision, log: info, ...(opts.modelThreads === undefined ? {} : { modelThreads: opts.modelThreads }) }))
+        : undefined;
     // a peer reads the crops our models would read: same size, same framing
     const cropSize = m?.cropSize ?? cropSizeOf(await resolveModelSet(opts.models));
     if (opts.peer !== undefined) {
@@ -170,6 +177,8 @@ export async function evaluate(specs: string[], opts: EvaluateOptions): Promise<
         cropSize,
         cropScale,
         batchSize: opts.batchSize ?? 32,
+        // a packaged peer reads one batch at a time, as it was measured
+        batchesInFlight: peer === undefined ? 2 : 1,
         ...(ex ? { onCrop: (r) => ex.write(r), onNotFound: (s, reason) => ex.notFound(s, d.domain, reason) } : {}),
         onProgress: (done, total) => {
           if (done % 200 === 0 && done < total) info(`${d.domain}: ${done}/${total}`);

@@ -52,6 +52,8 @@ export interface EvaluateSetParams {
   /** crop side = longer box side × cropScale (the pipeline's crop.scale). */
   cropScale: number;
   batchSize?: number;
+  /** batches the classifier reads at once while the next images load (default 2: one per model thread). */
+  batchesInFlight?: number;
   /** receives each crop after classification; awaited (so a slow disk slows the run instead of piling up). */
   onCrop?: (record: CropRecord) => Promise<void>;
   onNotFound?: (sample: Sample, reason: string) => Promise<void>;
@@ -72,23 +74,36 @@ export async function evaluateSet(p: EvaluateSetParams): Promise<SetResult> {
   const { dataset, classifier, cropSize, cropScale } = p;
   if (!dataset.crops && p.detector === undefined) throw new Error(`${dataset.domain}: a face detector is needed for uncropped photos`);
   const batchSize = p.batchSize ?? 32;
+  const batchesInFlight = p.batchesInFlight ?? 2;
   const outcomes: Outcome[] = [];
   const unreadable: SetResult['unreadable'] = [];
   let noFace = 0;
   let pending: Pending[] = [];
+  // Batches are read while the next images load (a sequential loop left the model idle meanwhile, and the
+  // loading idle while it read); their crops are handed to onCrop in order, one batch after the other.
+  let handedOver = Promise.resolve();
+  const reading: Promise<void>[] = [];
 
   const flush = async (): Promise<void> => {
     if (pending.length === 0) return;
     const batch = pending;
     pending = [];
-    const probs = await classifier.classify(batch.map((b) => ({ size: b.size, rgb: b.rgb })));
-    for (let i = 0; i < batch.length; i++) {
-      const { outcome, ...rec } = batch[i]!;
-      const probabilities = probs[i]!;
-      const predicted = EXPRESSIONS[argmax(probabilities)]!;
-      outcome.predicted = predicted;
-      await p.onCrop?.({ ...rec, probabilities, predicted });
-    }
+    const probs = classifier.classify(batch.map((b) => ({ size: b.size, rgb: b.rgb })));
+    probs.catch(() => undefined); // awaited in turn below
+    handedOver = handedOver.then(async () => {
+      const all = await probs;
+      for (let i = 0; i < batch.length; i++) {
+        const { outcome, ...rec } = batch[i]!;
+        const probabilities = all[i]!;
+        const predicted = EXPRESSIONS[argmax(probabilities)]!;
+        outcome.predicted = predicted;
+        await p.onCrop?.({ ...rec, probabilities, predicted });
+      }
+    });
+    // a failure is the run's error when its turn is awaited, here or at the end, never an unhandled rejection
+    handedOver.catch(() => undefined);
+    reading.push(handedOver);
+    if (reading.length >= batchesInFlight) await reading.shift();
   };
 
   let done = 0;
@@ -122,6 +137,7 @@ export async function evaluateSet(p: EvaluateSetParams): Promise<SetResult> {
     p.onProgress?.(++done, dataset.samples.length);
   }
   await flush();
+  await handedOver;
   return { metrics: scoreOutcomes(outcomes), noFace, unreadable };
 }
 
