@@ -297,6 +297,22 @@ describe('detector calls shared across streams (mosaic)', () => {
     }
   });
 
+  it('on the detector thread, frames of other sizes one after another find what the calling thread finds (its hand-off buffers are reused)', async () => {
+    const big = await loadImageFrame(sharedPath('data', 'images', 'faces.jpg'), 'big');
+    const [small] = await clipFrames('d0.mp4', 0, 1);
+    const thread = await loadFaceDetectorThread();
+    try {
+      for (const f of [big, small!, big, small!, small!]) {
+        const want = await detector.detect(f);
+        const got = await thread.detect(f);
+        expect(got).toHaveLength(want.length);
+        got.forEach((d, i) => expect(iou(d.box, want[i]!.box)).toBeGreaterThan(0.99));
+      }
+    } finally {
+      await thread.close();
+    }
+  });
+
   it('with mosaic off, every frame has a call of its own', async () => {
     const own = await loadFaceDetector({ mosaic: false });
     try {

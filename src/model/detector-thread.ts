@@ -6,9 +6,8 @@
 // WASM_HAS_MULTITHREAD_SUPPORT false when IS_NODE). With both on the main thread the detector and the expression
 // model take turns, whatever the batching. On its own thread the detector runs beside the model stage.
 //
-// Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them). The
-// thread hands that buffer back with its answer and the next frame is copied into it: a fresh 4.9 MB buffer per
-// 1280-px frame cost its pages and the garbage collector's time on the main thread.
+// Frames are copied once into a transferable buffer (the source owns its frame buffers and reuses them), which the
+// thread hands back with its answer for a later frame (transfer-buffers.ts).
 //
 // Exiting: the two threads share an exit guard (thread-guard.ts says why), and close() asks the thread to finish
 // its jobs and end by itself before terminating it.
@@ -18,9 +17,10 @@ import type { DetectHints, Detection, DetectorCounts, Frame } from '../types.js'
 import type { FaceDetector, FaceDetectorOptions } from './face-detector.js';
 import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
 import { startWorker } from '../worker-module.js';
+import { TransferBuffers } from './transfer-buffers.js';
 
 export type ToDetector =
-  | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; hints?: DetectHints }
+  | { type: 'detect'; id: number; frame: Omit<Frame, 'data'>; data: ArrayBuffer; bytes: number; hints?: DetectHints }
   | { type: 'counts'; id: number }
   | { type: 'close' };
 
@@ -74,8 +74,7 @@ class ThreadDetector implements FaceDetector {
   readonly #pending = new Map<number, { resolve: (d: Detection[]) => void; reject: (e: unknown) => void }>();
   readonly #asked = new Map<number, { resolve: (c: DetectorCounts) => void; reject: (e: unknown) => void }>();
   readonly #onProcessExit: () => void;
-  /** frame buffers handed back by the thread, for the next frames' copies. */
-  readonly #spare: ArrayBuffer[] = [];
+  readonly #buffers = new TransferBuffers(MAX_SPARE_BUFFERS);
   #nextId = 1;
   #dead: Error | undefined;
 
@@ -91,7 +90,7 @@ class ThreadDetector implements FaceDetector {
         return;
       }
       if (msg.type !== 'result' && msg.type !== 'error') return;
-      if (msg.data !== undefined && this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(msg.data);
+      if (msg.data !== undefined) this.#buffers.give(msg.data);
       const p = this.#pending.get(msg.id);
       this.#pending.delete(msg.id);
       if (msg.type === 'result') p?.resolve(msg.detections);
@@ -106,14 +105,13 @@ class ThreadDetector implements FaceDetector {
   detect(frame: Frame, hints?: DetectHints): Promise<Detection[]> {
     if (this.#dead !== undefined) return Promise.reject(new CafeStreamError('CS_ERR_DETECTOR', `${this.name}: ${this.#dead.message}`));
     const id = this.#nextId++;
-    const at = this.#spare.findIndex((b) => b.byteLength === frame.data.byteLength);
-    const data = at >= 0 ? this.#spare.splice(at, 1)[0]! : new ArrayBuffer(frame.data.byteLength);
+    const data = this.#buffers.take(frame.data.byteLength);
     new Uint8Array(data).set(frame.data);
     const { data: _unused, ...meta } = frame;
     return new Promise<Detection[]>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       if (this.#pending.size === 1) this.#worker.ref();
-      const msg: ToDetector = { type: 'detect', id, frame: meta, data, ...(hints === undefined ? {} : { hints }) };
+      const msg: ToDetector = { type: 'detect', id, frame: meta, data, bytes: frame.data.byteLength, ...(hints === undefined ? {} : { hints }) };
       this.#worker.postMessage(msg, [data]);
     }).finally(() => {
       if (this.#pending.size === 0) this.#worker.unref();

@@ -35,7 +35,8 @@ try {
       post({ type: 'error', id: msg.id, message: 'the process is exiting' });
       return;
     }
-    const frame: Frame = { ...msg.frame, data: Buffer.from(msg.data) };
+    // the buffer may be a larger spare: the frame is its first `bytes`
+    const frame: Frame = { ...msg.frame, data: Buffer.from(msg.data, 0, msg.bytes) };
     const job = detector
       .detect(frame, msg.hints)
       .then(

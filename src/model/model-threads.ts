@@ -21,6 +21,7 @@ import type { EncoderPrecision } from './manifest.js';
 import { missingGpuDevice, providerOrder } from './onnx-runtime.js';
 import { checkModelThreads, CPU_MODEL_THREADS, ortThreadsPerModelThread } from './model-thread-count.js';
 import { createThreadGuard, waitForJobsInFlight } from './thread-guard.js';
+import { TransferBuffers } from './transfer-buffers.js';
 
 /** onnxruntime threads per model thread by default: the cores shared out (1 each on this project's 2-core machines). */
 export const CPU_THREADS_PER_MODEL_THREAD = ortThreadsPerModelThread(CPU_MODEL_THREADS);
@@ -105,34 +106,13 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-/** Batch pixel buffers the threads handed back, for the next batches (a batch of 16 crops is 2.4 MB). */
-class PixelBuffers {
-  readonly #spare: ArrayBuffer[] = [];
-
-  /** The smallest spare buffer of at least `bytes`, or a new one of exactly that. */
-  take(bytes: number): ArrayBuffer {
-    let best = -1;
-    for (let i = 0; i < this.#spare.length; i++) if (this.#spare[i]!.byteLength >= bytes && (best < 0 || this.#spare[i]!.byteLength < this.#spare[best]!.byteLength)) best = i;
-    return best >= 0 ? this.#spare.splice(best, 1)[0]! : new ArrayBuffer(bytes);
-  }
-
-  give(buffer: ArrayBuffer): void {
-    // as many as batches in flight; a larger one replaces the smallest (batches grow to the batch size)
-    if (this.#spare.length < MAX_SPARE_BUFFERS) this.#spare.push(buffer);
-    else {
-      const smallest = this.#spare.reduce((a, b, i) => (b.byteLength < this.#spare[a]!.byteLength ? i : a), 0);
-      if (this.#spare[smallest]!.byteLength < buffer.byteLength) this.#spare[smallest] = buffer;
-    }
-  }
-}
-
 /** One model thread as the main thread sees it. */
 class ModelThread {
   readonly worker: Worker;
   readonly pending = new Map<number, Pending>();
   dead: Error | undefined;
 
-  constructor(worker: Worker, buffers: PixelBuffers, onDeath: (t: ModelThread, err: Error) => void) {
+  constructor(worker: Worker, buffers: TransferBuffers, onDeath: (t: ModelThread, err: Error) => void) {
     this.worker = worker;
     worker.on('message', (msg: FromModel) => {
       if (msg.type !== 'result' && msg.type !== 'error') return;
@@ -158,7 +138,7 @@ export class ThreadedExpressionModel implements ExpressionModel {
   readonly provider: string;
   readonly precision: EncoderPrecision;
   readonly #threads: ModelThread[] = [];
-  readonly #buffers = new PixelBuffers();
+  readonly #buffers = new TransferBuffers(MAX_SPARE_BUFFERS);
   /** threads still loading; close() waits for them. */
   readonly #joining = new Set<Promise<unknown>>();
   readonly #log: ((line: string) => void) | undefined;
@@ -206,8 +186,7 @@ export class ThreadedExpressionModel implements ExpressionModel {
     const alive = this.#threads.filter((t) => t.dead === undefined);
     if (alive.length === 0) return Promise.reject(new InferenceError(`the model threads have ended (${this.#threads[0]?.dead?.message ?? 'unknown'})`));
     const thread = alive.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
-    // one buffer for the batch's pixels, moved to the thread and handed back with the answer (the crops stay the
-    // caller's); a fresh 2.4 MB buffer per batch of 16 was pages and garbage-collector time on the main thread
+    // one buffer for the batch's pixels, moved to the thread and handed back with the answer (the crops stay the caller's)
     const sizes = crops.map((c) => c.size);
     const pixels = this.#buffers.take(sizes.reduce((a, s) => a + s * s * 3, 0));
     const view = new Uint8Array(pixels);
