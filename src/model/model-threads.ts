@@ -187,12 +187,13 @@ export class ThreadedExpressionModel implements ExpressionModel {
     if (alive.length === 0) return Promise.reject(new InferenceError(`the model threads have ended (${this.#threads[0]?.dead?.message ?? 'unknown'})`));
     const thread = alive.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     // one buffer for the batch's pixels, moved to the thread and handed back with the answer (the crops stay the caller's)
+    const bad = crops.find((c) => c.rgb.length !== c.size * c.size * 3);
+    if (bad !== undefined) return Promise.reject(new RangeError(`crop of size ${bad.size} has ${bad.rgb.length} bytes, expected ${bad.size * bad.size * 3}`));
     const sizes = crops.map((c) => c.size);
     const pixels = this.#buffers.take(sizes.reduce((a, s) => a + s * s * 3, 0));
     const view = new Uint8Array(pixels);
     let offset = 0;
     for (const c of crops) {
-      if (c.rgb.length !== c.size * c.size * 3) return Promise.reject(new RangeError(`crop of size ${c.size} has ${c.rgb.length} bytes, expected ${c.size * c.size * 3}`));
       view.set(c.rgb, offset);
       offset += c.rgb.length;
     }
